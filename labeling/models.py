@@ -1,0 +1,1 @@
+"""Classification schemes, labeling projects and classifiers' votes (built on the catalog)."""

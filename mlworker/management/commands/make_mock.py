@@ -1,0 +1,81 @@
+"""python manage.py make_mock galaxies|spectra|simulation OUTDIR --n N --seed S"""
+
+import os
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from catalog.progress import TqdmProgress
+
+
+class Command(BaseCommand):
+    help = (
+        "Write mock data in the formats the ingest commands read, with a truth table: "
+        "galaxies (catalog + GalSim F160W cutouts), spectra (SDSS spec-lite quasar sightlines), "
+        "simulation (VELA-like runs: snapshots, mergers, mock images from ~20 cameras)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("kind", choices=["galaxies", "spectra", "simulation"])
+        parser.add_argument("outdir", type=Path)
+        parser.add_argument("--n", type=int, default=500, help="Galaxies or sightlines to make.")
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--runs", type=int, default=3, help="simulation: number of runs.")
+        parser.add_argument("--cameras", type=int, default=20, help="simulation: cameras per snapshot.")
+        parser.add_argument("--no-cutouts", action="store_true", help="galaxies: catalog and truth only.")
+        parser.add_argument("--format", default="csv", choices=["csv", "fits", "vot"], help="galaxies: catalog format.")
+        parser.add_argument(
+            "--dla-boost",
+            type=float,
+            default=1.0,
+            help="spectra: multiply the DLA incidence (recorded per sightline in the truth).",
+        )
+        parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Processes for rendering.")
+
+    def handle(self, *args, **opts):
+        if opts["n"] < 1:
+            raise CommandError("--n must be at least 1")
+        progress = TqdmProgress(enabled=opts["verbosity"] > 0, unit="obj")
+        outdir = opts["outdir"]
+        kind = opts["kind"]
+        try:
+            if kind == "galaxies":
+                from mlworker.synthetic.galaxies import write_galaxy_mock
+
+                progress.stage("rendering galaxies", 0 if opts["no_cutouts"] else opts["n"])
+                write_galaxy_mock(
+                    outdir,
+                    opts["n"],
+                    opts["seed"],
+                    cutouts=not opts["no_cutouts"],
+                    fmt=opts["format"],
+                    workers=opts["workers"],
+                    on_progress=progress.advance,
+                )
+            elif kind == "spectra":
+                from mlworker.synthetic.spectra import write_spectra_mock
+
+                progress.stage("simulating sightlines", opts["n"])
+                write_spectra_mock(
+                    outdir,
+                    opts["n"],
+                    opts["seed"],
+                    dla_boost=opts["dla_boost"],
+                    workers=opts["workers"],
+                    on_progress=progress.advance,
+                )
+            else:
+                from mlworker.synthetic.simulation import write_simulation_mock
+
+                progress.stage("rendering runs", opts["runs"])
+                write_simulation_mock(
+                    outdir,
+                    opts["runs"],
+                    opts["seed"],
+                    n_cameras=opts["cameras"],
+                    workers=opts["workers"],
+                    on_progress=progress.advance,
+                )
+        finally:
+            progress.close()
+        self.stdout.write(self.style.SUCCESS(f"wrote mock {kind} to {outdir}"))
