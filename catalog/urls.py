@@ -1,2 +1,15 @@
+from django.urls import path
+
+from catalog import views
+
 app_name = "catalog"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("surveys/<slug:name>/", views.survey_detail, name="survey"),
+    path("galaxies/<int:pk>/", views.galaxy_detail, name="galaxy"),
+    path("spectra/<int:pk>/", views.spectrum_detail, name="spectrum"),
+    path("spectra/<int:pk>.png", views.spectrum_png, name="spectrum-png"),
+    path("simulations/<int:pk>/", views.simulation_run_detail, name="simulation-run"),
+    path("cutouts/<int:pk>.png", views.cutout_png, name="cutout-png"),
+    path("mock-images/<int:pk>.png", views.mock_image_png, name="mock-image-png"),
+]

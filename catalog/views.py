@@ -1,5 +1,166 @@
-from django.http import JsonResponse
+"""Catalog pages (server-rendered), image renders and the health endpoint."""
+
+import logging
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import cache_control, never_cache
+from django.views.decorators.http import require_GET
+
+from catalog import rendering
+from catalog.errors import ApplicationError
+from catalog.models import Cutout, Galaxy, MockImage, QuasarSpectrum, SimulationRun, Survey
+from catalog.selectors import galaxy_cone_search, survey_summaries
+
+logger = logging.getLogger(__name__)
 
 
+def _float_param(request, name: str) -> float | None:
+    value = request.GET.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ApplicationError(f"{name} must be a number, got {value!r}") from None
+
+
+@require_GET
+def home(request):
+    return render(request, "catalog/home.html", {"surveys": survey_summaries()})
+
+
+@require_GET
+def survey_detail(request, name: str):
+    survey = get_object_or_404(Survey.objects.prefetch_related("bands"), name=name)
+    context = {"survey": survey, "error": None}
+    if survey.kind == Survey.Kind.IMAGING:
+        galaxies = Galaxy.objects.filter(survey=survey).order_by("source_id")
+        try:
+            mag_max, mag_min = _float_param(request, "mag_max"), _float_param(request, "mag_min")
+            ra, dec, radius = _float_param(request, "ra"), _float_param(request, "dec"), _float_param(request, "radius")
+            if mag_min is not None:
+                galaxies = galaxies.filter(mag__gte=mag_min)
+            if mag_max is not None:
+                galaxies = galaxies.filter(mag__lte=mag_max)
+            if any(v is not None for v in (ra, dec, radius)):
+                galaxies = galaxy_cone_search(ra=ra, dec=dec, radius_deg=radius, survey=survey).order_by("source_id")
+        except ApplicationError as exc:
+            context["error"] = exc.message
+            galaxies = galaxies.none()
+        if q := request.GET.get("q", "").strip():
+            galaxies = galaxies.filter(source_id__icontains=q)
+        context["page"] = Paginator(galaxies.prefetch_related("cutouts"), 48).get_page(request.GET.get("page"))
+    elif survey.kind == Survey.Kind.SPECTROSCOPIC:
+        spectra = QuasarSpectrum.objects.filter(survey=survey).order_by("plate", "mjd", "fiber")
+        context["page"] = Paginator(spectra, 50).get_page(request.GET.get("page"))
+    else:
+        context["runs"] = SimulationRun.objects.filter(survey=survey).order_by("name")
+    return render(request, "catalog/survey_detail.html", context)
+
+
+@require_GET
+def galaxy_detail(request, pk: int):
+    galaxy = get_object_or_404(Galaxy.objects.select_related("survey"), pk=pk)
+    cutouts = galaxy.cutouts.select_related("band").order_by("band__name")
+    return render(request, "catalog/galaxy_detail.html", {"galaxy": galaxy, "cutouts": cutouts})
+
+
+@require_GET
+def spectrum_detail(request, pk: int):
+    spectrum = get_object_or_404(QuasarSpectrum.objects.select_related("survey"), pk=pk)
+    return render(request, "catalog/spectrum_detail.html", {"spectrum": spectrum})
+
+
+@require_GET
+def simulation_run_detail(request, pk: int):
+    run = get_object_or_404(SimulationRun.objects.select_related("survey"), pk=pk)
+    snapshots = list(run.snapshots.order_by("scale_factor"))
+    camera = int(request.GET.get("camera", 0)) if request.GET.get("camera", "0").isdigit() else 0
+    images = {
+        img.snapshot_id: img
+        for img in MockImage.objects.filter(snapshot__run=run, camera=camera).order_by("filter_name")
+    }
+    cameras = sorted(set(MockImage.objects.filter(snapshot__run=run).values_list("camera", flat=True)))
+    rows = [(s, images.get(s.pk)) for s in snapshots]
+    return render(
+        request,
+        "catalog/simulation_run_detail.html",
+        {"run": run, "rows": rows, "mergers": run.mergers.all(), "camera": camera, "cameras": cameras},
+    )
+
+
+def _png(body: bytes) -> HttpResponse:
+    return HttpResponse(body, content_type="image/png")
+
+
+@require_GET
+@cache_control(max_age=3600)
+def cutout_png(request, pk: int):
+    cutout = get_object_or_404(Cutout, pk=pk)
+    return _png(rendering.cutout_png(cutout, rendering.RenderParams.from_query(request.GET)))
+
+
+@require_GET
+@cache_control(max_age=3600)
+def mock_image_png(request, pk: int):
+    image = get_object_or_404(MockImage, pk=pk)
+    return _png(rendering.mock_image_png(image, rendering.RenderParams.from_query(request.GET)))
+
+
+@require_GET
+@cache_control(max_age=3600)
+def spectrum_png(request, pk: int):
+    spectrum = get_object_or_404(QuasarSpectrum, pk=pk)
+    return _png(rendering.quasar_spectrum_png(spectrum))
+
+
+def _check_database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"
+        return {"ok": False, "vendor": connection.vendor, "error": str(exc)}
+
+
+def _check_broker() -> dict:
+    from kombu import Connection
+
+    url = settings.CELERY_BROKER_URL
+    transport = url.split("://", 1)[0]
+    try:
+        with Connection(url, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+        return {"ok": True, "transport": transport}
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"
+        return {"ok": False, "transport": transport, "error": str(exc)}
+
+
+@never_cache
+@require_GET
 def health(request):
-    return JsonResponse({})
+    """Database, broker and worker status; 503 if the database or the broker is down."""
+    from mlworker.selectors import workers_online
+
+    database = _check_database()
+    broker = _check_broker()
+    workers = []
+    if database["ok"]:
+        workers = [
+            {"hostname": w.hostname, "queues": w.queues.split(","), "last_seen": w.last_seen.isoformat()}
+            for w in workers_online()
+        ]
+    healthy = database["ok"] and broker["ok"]
+    status = "ok" if healthy and workers else ("degraded" if healthy else "down")
+    body = {
+        "status": status,
+        "database": database,
+        "broker": broker,
+        "workers": {"ok": bool(workers), "online": workers},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)

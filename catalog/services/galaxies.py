@@ -16,6 +16,7 @@ from catalog.ingest.fitsfiles import FitsProblem, read_image_fits
 from catalog.models import Band, Cutout, Galaxy, ImageShard, Survey
 from catalog.progress import NullProgress, Progress
 from catalog.services.files import ImageShardSet, StagedFiles
+from catalog.services.previews import survey_previews_enqueue
 from catalog.services.surveys import BandFacts, band_ensure, check_band_facts, survey_ensure
 from catalog.sky import sky_columns
 
@@ -153,6 +154,8 @@ def galaxy_catalog_ingest(
             )
             if cutout_files:
                 report.cutouts = _ingest_cutouts(survey, cutout_files, band, staged, progress)
+                if report.cutouts.created or report.cutouts.updated:
+                    survey_previews_enqueue(survey_id=survey.pk)
             for writer in staged.shards:
                 writer.close()
             staged.commit_on_success()

@@ -27,6 +27,7 @@ from catalog.models import Band, ImageShard, MergerEvent, MockImage, SimulationR
 from catalog.progress import NullProgress, Progress
 from catalog.services.files import ImageShardSet, StagedFiles
 from catalog.services.galaxies import FITS_SUFFIXES
+from catalog.services.previews import survey_previews_enqueue
 from catalog.services.surveys import BandFacts, band_ensure, check_band_facts, survey_ensure
 
 SNAPSHOT_COLUMNS = {
@@ -252,6 +253,8 @@ def simulation_run_ingest(
             report.mergers = _replace_mergers(run, mergers)
             if images:
                 _ingest_images(survey, run, images, snap_ids, staged, report, progress)
+                if report.images.created or report.images.updated:
+                    survey_previews_enqueue(survey_id=survey.pk)
             for writer in staged.shards:
                 writer.close()
             staged.commit_on_success()
