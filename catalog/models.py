@@ -38,6 +38,11 @@ class Survey(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["imaging", "spectroscopic", "simulation"]), name="survey_kind_valid"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -169,7 +174,8 @@ class ImageShard(models.Model):
             models.CheckConstraint(
                 condition=Q(height__gt=0) & Q(width__gt=0) & Q(n_images__gt=0),
                 name="imageshard_shape_positive",
-            )
+            ),
+            models.CheckConstraint(condition=Q(kind__in=["cutout", "mock_image"]), name="imageshard_kind_valid"),
         ]
 
     def __str__(self) -> str:
@@ -324,6 +330,9 @@ class Snapshot(models.Model):
             ),
             models.CheckConstraint(condition=Q(redshift__gte=0), name="snapshot_redshift_positive"),
             models.CheckConstraint(
+                condition=Q(compaction_phase__in=["pre", "blue_nugget", "post"]), name="snapshot_phase_valid"
+            ),
+            models.CheckConstraint(
                 condition=Q(stellar_mass_msun__gte=0)
                 & Q(gas_mass_msun__gte=0)
                 & Q(sfr_msun_per_yr__gte=0)
@@ -355,6 +364,7 @@ class MergerEvent(models.Model):
             models.CheckConstraint(
                 condition=Q(mass_ratio__gt=0) & Q(mass_ratio__lte=1), name="merger_mass_ratio_range"
             ),
+            models.CheckConstraint(condition=Q(kind__in=["major", "minor"]), name="merger_kind_valid"),
             models.CheckConstraint(
                 condition=Q(scale_factor__gt=0) & Q(scale_factor__lte=1),
                 name="merger_scale_factor_range",

@@ -113,6 +113,19 @@ def pixel_scale_arcsec(header: fits.Header) -> float | None:
     return _header_float(header, _PIXSCALE_KEYS)
 
 
+def _quiet(func):
+    """Runs a reader with astropy's warnings silenced: problems are raised as FitsProblem."""
+
+    @functools.wraps(func)
+    def wrapper(raw: bytes):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return func(raw)
+
+    return wrapper
+
+
+@_quiet
 def read_image_fits(raw: bytes) -> ImageFile:
     """The first 2-D image in a FITS file, with the instrument facts its header gives."""
     hdul = _open(raw)
@@ -286,6 +299,7 @@ def _flux_to_sdss_units(table: _Table, column: str, loglam: np.ndarray) -> tuple
     return converted, factor
 
 
+@_quiet
 def read_speclite(raw: bytes) -> SpecLite:
     """An SDSS spec-lite file: COADD (flux, loglam, ivar, and_mask) and SPECOBJ/SPALL."""
     hdul = _open(raw)

@@ -11,7 +11,6 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import Angle
-from astropy.cosmology import units as cu
 from astropy.table import Table
 
 from catalog.errors import IngestError
@@ -162,12 +161,15 @@ def _angle_column(table: Table, name: str, kind: str, path: Path, problems: list
         return values
 
 
-def _check_unit(table: Table, name: str, allowed: tuple, path: Path, problems: list[str]) -> None:
+def _check_unit(table: Table, name: str, kind: str, path: Path, problems: list[str]) -> None:
+    """Magnitudes must carry a magnitude unit (or none); redshifts none (or "redshift")."""
     unit = table[name].unit
-    if unit is None:
+    if unit is None or unit == u.dimensionless_unscaled:
         return
-    if not any(unit.is_equivalent(a) or str(unit) == str(a) for a in allowed):
-        problems.append(f"{path}: column {name} has unit {unit} (wrong units for this field)")
+    text = str(unit).lower()
+    ok = isinstance(unit, u.MagUnit | u.LogUnit) or "mag" in text if kind == "mag" else text in ("redshift", "")
+    if not ok:
+        problems.append(f"{path}: column {name} has unit {unit} (wrong units for a {kind})")
 
 
 def _source_ids(table: Table, name: str) -> np.ndarray:
@@ -212,7 +214,9 @@ def validate(
     sorted_ids = ids[order]
     dup = np.flatnonzero((sorted_ids[1:] == sorted_ids[:-1]) & (sorted_ids[1:] != ""))
     for k in dup[:20]:
-        problems.append(f"{path} rows {order[k] + 1} and {order[k + 1] + 1}: duplicate source id {sorted_ids[k]!r}")
+        problems.append(
+            f"{path} rows {order[k] + 1} and {order[k + 1] + 1}: duplicate source id {str(sorted_ids[k])!r}"
+        )
 
     cols: dict[str, np.ndarray] = {}
     cols["ra"] = _angle_column(table, resolved["ra"], "ra", path, problems)
@@ -225,8 +229,12 @@ def validate(
         out = ~finite | (values < lo) | ((values >= hi) if hi_open else (values > hi))
         for r in _rows(out)[:20]:
             v = values[r - 1]
-            why = "missing or NaN" if not np.isfinite(v) else f"{v!r} outside [{lo:g}, {hi:g}{')' if hi_open else ']'}"
-            problems.append(f"{path} row {r} (id {ids[r - 1]!r}): {label} {why}")
+            why = (
+                "missing or NaN"
+                if not np.isfinite(v)
+                else f"{float(v)!r} outside [{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            )
+            problems.append(f"{path} row {r} (id {str(ids[r - 1])!r}): {label} {why}")
         if out.sum() > 20:
             problems.append(f"{path}: {out.sum()} rows in all with bad {label}")
 
@@ -242,10 +250,10 @@ def validate(
             continue
         values = _float_column(table, name)
         if fld in ("mag", "mag_err"):
-            _check_unit(table, name, (u.mag, u.ABmag, u.dimensionless_unscaled), path, problems)
+            _check_unit(table, name, "mag", path, problems)
             sentinel = np.abs(values) >= MAG_SENTINEL_ABS
         elif fld.startswith("z_"):
-            _check_unit(table, name, (u.dimensionless_unscaled, cu.redshift), path, problems)
+            _check_unit(table, name, "redshift", path, problems)
             sentinel = values <= REDSHIFT_SENTINEL_MAX
         else:
             unit = table[name].unit
@@ -270,7 +278,9 @@ def validate(
         values = cols[fld]
         out = np.isfinite(values) & ((values < lo) | (values >= hi))
         for r in _rows(out)[:20]:
-            problems.append(f"{path} row {r} (id {ids[r - 1]!r}): {fld} {values[r - 1]!r} outside [{lo}, {hi})")
+            problems.append(
+                f"{path} row {r} (id {str(ids[r - 1])!r}): {fld} {float(values[r - 1])!r} outside [{lo}, {hi})"
+            )
 
     check_range("mag", -5.0, 40.0)
     check_range("z_spec", -0.01, 15.0)

@@ -1,5 +1,7 @@
 """Tests: PostgreSQL and Redis from the environment (CI), SQLite when DATABASE_URL says so."""
 
+from pathlib import Path
+
 from config.settings.base import *  # noqa: F403
 from config.settings.base import BASE_DIR, database_from_url, env
 
@@ -20,3 +22,5 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "10000/min"}}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405
