@@ -26,7 +26,7 @@ def test_mock_run_is_ingested_whole(mock_simulation, isolated_files):
     assert run.survey.kind == Survey.Kind.SIMULATION
     assert run.snapshots.count() == 31
     assert MockImage.objects.filter(snapshot__run=run).count() == 31 * 3
-    assert run.mergers.count() == len(open(run_dir / "mergers.csv").read().strip().splitlines()) - 1
+    assert run.mergers.count() == len((run_dir / "mergers.csv").read_text().strip().splitlines()) - 1
     phases = list(run.snapshots.order_by("scale_factor").values_list("compaction_phase", flat=True))
     assert phases[0] == "pre" and phases[-1] == "post" and "blue_nugget" in phases
     image = MockImage.objects.filter(snapshot__run=run, camera=2).order_by("snapshot__scale_factor").last()
