@@ -1,9 +1,11 @@
 """Fast idempotent bulk upserts through a staging table (PostgreSQL COPY, SQLite executemany).
 
-Rows go into a temporary staging table in chunks, then one ``INSERT ... SELECT ... ON
-CONFLICT DO UPDATE ... WHERE <something changed>`` per chunk moves them into the real
-table: new rows are inserted, changed rows updated, identical rows left untouched (so
-re-running an ingest changes nothing). Runs inside the caller's transaction.
+The keys already in the table are read once. New rows are copied straight into the table
+(COPY on PostgreSQL: the server inserts while the client formats the next rows, so both
+cores work). Rows whose key exists go through a temporary staging table and one ``UPDATE
+... FROM staging WHERE <a value differs>`` per chunk, so identical rows are left untouched
+and re-running an ingest changes nothing. Runs inside the caller's transaction, which must hold a lock that keeps
+other writers of the same keys out (the ingests lock their survey row).
 """
 
 import json
@@ -65,7 +67,8 @@ def bulk_upsert(
     """Inserts or updates ``rows`` (tuples in the order of ``fields``) into ``model``'s table.
 
     ``constants`` (e.g. ``{"survey_id": 3}``) are the same for every row; together with
-    some of ``fields`` they form ``conflict_fields``. JSON fields take Python objects.
+    some of ``fields`` they form ``conflict_fields`` (the natural key). JSON fields take
+    Python objects.
     """
     vendor = connection.vendor
     if vendor not in ("postgresql", "sqlite"):
@@ -76,34 +79,30 @@ def bulk_upsert(
     staging = qn(f"staging_{opts.db_table}")
     field_objs = [opts.get_field(f) for f in fields]
     columns = [f.column for f in field_objs]
-    json_idx = [i for i, f in enumerate(field_objs) if f.get_internal_type() == "JSONField"]
+    json_idx = {i for i, f in enumerate(field_objs) if f.get_internal_type() == "JSONField"}
+    json_cols = {columns[i] for i in json_idx}
     types = _PG_TYPES if vendor == "postgresql" else _SQLITE_TYPES
     staging_cols = ", ".join(
         f"{qn(c)} {types[f.get_internal_type()]}" for c, f in zip(columns, field_objs, strict=True)
     )
-
     const_cols = [opts.get_field(name).column for name in constants]
-    const_sql = ", ".join(["%s"] * len(constants))
-    select_cols = []
-    for c, f in zip(columns, field_objs, strict=True):
-        if f.get_internal_type() == "JSONField" and vendor == "postgresql":
-            select_cols.append(f"{qn(c)}::jsonb")
-        else:
-            select_cols.append(qn(c))
-    conflict_cols = [opts.get_field(name).column for name in conflict_fields]
-    update_cols = [c for c in columns if c not in conflict_cols]
-    distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
-    set_sql = ", ".join(f"{qn(c)} = excluded.{qn(c)}" for c in update_cols)
-    changed_sql = " OR ".join(f"{table}.{qn(c)} {distinct} excluded.{qn(c)}" for c in update_cols)
-    insert_sql = (
-        f"INSERT INTO {table} ({', '.join(qn(c) for c in const_cols + columns)}) "
-        f"SELECT {const_sql}{', ' if const_sql else ''}{', '.join(select_cols)} FROM {staging} WHERE true "
-        f"ON CONFLICT ({', '.join(qn(c) for c in conflict_cols)}) DO UPDATE SET {set_sql} WHERE {changed_sql}"
-    )
-    where_const = " AND ".join(f"{qn(c)} = %s" for c in const_cols) or "true"
-    count_sql = f"SELECT COUNT(*) FROM {table} WHERE {where_const}"
     const_values = list(constants.values())
+    key_fields = [f for f in conflict_fields if f in fields]
+    key_idx = [fields.index(f) for f in key_fields]
+    key_cols = [columns[i] for i in key_idx]
+    update_cols = [c for c in columns if c not in key_cols]
+    cast = {c: (f"s.{qn(c)}::jsonb" if c in json_cols and vendor == "postgresql" else f"s.{qn(c)}") for c in columns}
+    distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
+    match = " AND ".join([f"t.{qn(c)} = %s" for c in const_cols] + [f"t.{qn(c)} = s.{qn(c)}" for c in key_cols])
+    update_sql = (
+        f"UPDATE {table} AS t SET {', '.join(f'{qn(c)} = {cast[c]}' for c in update_cols)} FROM {staging} s "
+        f"WHERE {match} AND (" + " OR ".join(f"t.{qn(c)} {distinct} {cast[c]}" for c in update_cols) + ")"
+    )
+    all_cols = ", ".join(qn(c) for c in const_cols + columns)
 
+    # The caller holds a lock that keeps other writers of these keys out, so the keys
+    # present now decide which rows are new (inserted directly) and which may need an update.
+    existing = set(model._base_manager.filter(**constants).values_list(*key_fields).iterator(chunk_size))
     counts = UpsertCounts()
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {staging}")
@@ -112,24 +111,37 @@ def bulk_upsert(
             for chunk in _chunks(rows, chunk_size):
                 if json_idx:
                     chunk = [tuple(json.dumps(v) if i in json_idx else v for i, v in enumerate(row)) for row in chunk]
-                cursor.execute(count_sql, const_values)
-                before = cursor.fetchone()[0]
-                if vendor == "postgresql":
-                    with cursor.cursor.copy(f"COPY {staging} ({', '.join(qn(c) for c in columns)}) FROM STDIN") as copy:
-                        for row in chunk:
-                            copy.write_row(row)
-                else:
-                    placeholders = ", ".join(["%s"] * len(columns))
-                    cursor.executemany(f"INSERT INTO {staging} VALUES ({placeholders})", chunk)
-                cursor.execute(insert_sql, const_values)
-                touched = cursor.rowcount
-                cursor.execute(count_sql, const_values)
-                after = cursor.fetchone()[0]
-                created = after - before
-                counts += UpsertCounts(created=created, updated=touched - created, unchanged=len(chunk) - touched)
-                cursor.execute(f"DELETE FROM {staging}")
+                new, old = [], []
+                for row in chunk:
+                    (old if tuple(row[i] for i in key_idx) in existing else new).append(row)
+                if new:
+                    _insert(cursor, vendor, table, all_cols, const_values, new)
+                if old:
+                    _insert(cursor, vendor, staging, ", ".join(qn(c) for c in columns), [], old)
+                    cursor.execute(update_sql, const_values)
+                    counts += UpsertCounts(updated=cursor.rowcount, unchanged=len(old) - cursor.rowcount)
+                    cursor.execute(f"DELETE FROM {staging}")
+                counts.created += len(new)
                 if on_chunk:
                     on_chunk(len(chunk))
         finally:
             cursor.execute(f"DROP TABLE IF EXISTS {staging}")
     return counts
+
+
+def _insert(cursor, vendor: str, table: str, columns: str, constants: list, rows: list[tuple]) -> None:
+    """Appends rows (each prefixed by ``constants``) to a table: COPY on PostgreSQL, where the
+    server inserts while the client is still formatting rows, executemany on SQLite."""
+    if vendor == "postgresql":
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            if constants:
+                prefix = tuple(constants)
+                for row in rows:
+                    copy.write_row(prefix + row)
+            else:
+                for row in rows:
+                    copy.write_row(row)
+    else:
+        placeholders = ", ".join(["%s"] * (len(constants) + len(rows[0])))
+        prefix = tuple(constants)
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", [prefix + row for row in rows])

@@ -97,7 +97,8 @@ class SkyPosition(models.Model):
 class Galaxy(SkyPosition):
     """One source of an imaging survey's catalog."""
 
-    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="galaxies")
+    # No separate index: (survey, source_id) and (survey, mag) both start with survey.
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="galaxies", db_index=False)
     source_id = models.CharField(max_length=64, help_text="The survey's own identifier.")
     mag = models.FloatField(null=True, blank=True, help_text="AB magnitude in the survey's detection band.")
     mag_err = models.FloatField(null=True, blank=True)

@@ -1,6 +1,5 @@
 """Galaxy catalog ingest: validated rows upserted in bulk, cutouts stored and packed."""
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,7 @@ from django.utils.text import get_valid_filename
 from catalog.bulk import UpsertCounts, bulk_upsert
 from catalog.errors import ApplicationError, IngestError
 from catalog.ingest import tables
-from catalog.ingest.fitsfiles import FitsProblem, read_image_fits
+from catalog.ingest.fitsfiles import FitsProblem, read_image_files, read_image_fits
 from catalog.models import Band, Cutout, Galaxy, ImageShard, Survey
 from catalog.progress import NullProgress, Progress
 from catalog.services.files import ImageShardSet, StagedFiles
@@ -226,24 +225,24 @@ def _ingest_cutouts(
     counts = UpsertCounts()
     problems: list[str] = []
     progress.stage("cutouts", len(files))
-    for f in files:
+    known = {v[1] for v in existing.values()}
+    for f, (checksum, raw, image) in zip(files, read_image_files([str(f.path) for f in files], known), strict=True):
         progress.advance()
-        raw = f.path.read_bytes()
-        checksum = hashlib.sha256(raw).hexdigest()
         galaxy_id = galaxy_ids[f.source_id]
-        band_name = f.band or survey.detection_band or (band_option.name if band_option else None)
-        band = bands.get(band_name) if band_name else None
-        if band is not None:
-            prior = existing.get((galaxy_id, band.pk))
+        if image is None:  # its checksum is known: unchanged if it is this galaxy's cutout
+            band = bands.get(f.band or survey.detection_band or (band_option.name if band_option else ""))
+            prior = existing.get((galaxy_id, band.pk)) if band else None
             if prior and prior[1] == checksum:
                 counts.unchanged += 1
                 continue
-        try:
-            image = read_image_fits(raw)
-        except FitsProblem as exc:
-            problems.append(f"{f.path}: {exc}")
+            try:
+                image = read_image_fits(raw)
+            except FitsProblem as exc:
+                image = f"{f.path}: {exc}"
+        if isinstance(image, str):
+            problems.append(image)
             continue
-        band_name = f.band or image.band or band_name
+        band_name = f.band or image.band or survey.detection_band or (band_option.name if band_option else None)
         if not band_name:
             problems.append(f"{f.path}: band unknown: name the file <id>_<BAND>.fits, set FILTER, or pass --band")
             continue
@@ -252,6 +251,7 @@ def _ingest_cutouts(
             pixel_scale_arcsec=image.pixel_scale_arcsec,
             psf_fwhm_arcsec=image.psf_fwhm_arcsec,
             zero_point_ab=image.zero_point_ab,
+            instrument=image.instrument,
         )
         if band_option is not None and band_option.name == band_name:
             facts = band_option.merged(facts)

@@ -8,7 +8,6 @@ Layout (README, "Simulation runs"):
     RUN/images/<anything>_a<scale>_cam<NN>_<FILTER>[_snr<S>].fits
 """
 
-import hashlib
 import json
 import re
 import time
@@ -21,7 +20,7 @@ from django.db import transaction
 
 from catalog.bulk import UpsertCounts
 from catalog.errors import ApplicationError, IngestError
-from catalog.ingest.fitsfiles import FitsProblem, read_image_fits
+from catalog.ingest.fitsfiles import FitsProblem, read_image_files, read_image_fits
 from catalog.ingest.tables import read_table
 from catalog.models import Band, ImageShard, MergerEvent, MockImage, SimulationRun, Snapshot, Survey
 from catalog.progress import NullProgress, Progress
@@ -307,27 +306,30 @@ def _ingest_images(survey, run, files, snap_ids, staged, report, progress) -> No
     shards = ImageShardSet(survey, staged, ImageShard.Kind.MOCK_IMAGE, f"mock_images/{survey.name}", MockImage)
     problems = []
     progress.stage(f"mock images of {run.name}", len(files))
-    for f in files:
+    known_checksums = {v[1] for v in existing.values()}
+    reads = read_image_files([str(f.path) for f in files], known_checksums)
+    for f, (checksum, raw, image) in zip(files, reads, strict=True):
         progress.advance()
         a = float(known[np.argmin(np.abs(known - f.scale_factor))])
         snapshot_id = snap_ids[a]
-        raw = f.path.read_bytes()
-        checksum = hashlib.sha256(raw).hexdigest()
         prior = existing.get((snapshot_id, f.camera, f.band, f.snr))
         if prior and prior[1] == checksum:
             report.images.unchanged += 1
             continue
-        try:
-            image = read_image_fits(raw)
-        except FitsProblem as exc:
-            problems.append(f"{f.path}: {exc}")
+        if image is None:  # the same bytes as another view's image: parse them here
+            try:
+                image = read_image_fits(raw)
+            except FitsProblem as exc:
+                image = f"{f.path}: {exc}"
+        if isinstance(image, str):
+            problems.append(image)
             continue
         facts = BandFacts(
             name=f.band,
             pixel_scale_arcsec=image.pixel_scale_arcsec,
             psf_fwhm_arcsec=image.psf_fwhm_arcsec,
             zero_point_ab=image.zero_point_ab,
-            instrument=str(image.header.get("INSTRUME", "")),
+            instrument=image.instrument,
         )
         try:
             if f.band not in bands:
@@ -346,7 +348,7 @@ def _ingest_images(survey, run, files, snap_ids, staged, report, progress) -> No
             pk=prior[0] if prior else None,
             snapshot_id=snapshot_id,
             camera=f.camera,
-            instrument=str(image.header.get("INSTRUME", "")) or band.instrument,
+            instrument=image.instrument or band.instrument,
             filter_name=f.band,
             signal_to_noise=f.snr,
             fits_file=name,

@@ -1,10 +1,7 @@
 """Quasar spectra ingest: SDSS spec-lite files parsed in parallel, put on the SDSS grid, packed."""
 
 import hashlib
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,14 +12,13 @@ from catalog import spectral_grid
 from catalog.bulk import UpsertCounts
 from catalog.errors import IngestError
 from catalog.ingest.fitsfiles import FitsProblem, read_speclite
+from catalog.ingest.parallel import parallel_map
 from catalog.models import QuasarSpectrum, SpectrumShard, Survey
 from catalog.progress import NullProgress, Progress
 from catalog.services.files import StagedFiles
 from catalog.services.galaxies import FITS_SUFFIXES
 from catalog.services.surveys import survey_ensure
 from catalog.sky import sky_columns
-
-PARALLEL_THRESHOLD = 64  # fewer files than this are parsed in-process
 
 
 @dataclass
@@ -114,30 +110,14 @@ def parse_spectrum_file(path: str) -> ParsedSpectrum | str:
     )
 
 
-def _parse_chunk(paths: list[str]) -> list[ParsedSpectrum | str]:
-    return [parse_spectrum_file(p) for p in paths]
-
-
 def parse_spectrum_files(
     files: list[Path], progress: Progress, workers: int | None = None
 ) -> list[ParsedSpectrum | str]:
-    """Parses files in parallel (fork: the children inherit the imported modules and exit with
-    os._exit, so the parent's database connection is never touched)."""
-    workers = workers or os.cpu_count() or 1
-    paths = [str(p) for p in files]
-    progress.stage("reading spectra", len(paths))
-    if workers <= 1 or len(paths) < PARALLEL_THRESHOLD:
-        results = []
-        for p in paths:
-            results.append(parse_spectrum_file(p))
-            progress.advance()
-        return results
-    chunks = [paths[i : i + 32] for i in range(0, len(paths), 32)]
+    progress.stage("reading spectra", len(files))
     results = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for chunk_result in pool.map(_parse_chunk, chunks):
-            results += chunk_result
-            progress.advance(len(chunk_result))
+    for result in parallel_map(parse_spectrum_file, [str(p) for p in files], workers):
+        results.append(result)
+        progress.advance()
     return results
 
 
