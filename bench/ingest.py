@@ -43,8 +43,17 @@ def main() -> None:
 
     catalog_dir = WORK / f"catalog-{args.rows}"
     if not (catalog_dir / "catalog.csv").exists():
-        print(f"making a {args.rows:,}-row mock catalog ...")
-        call_command("make_mock", "galaxies", str(catalog_dir), n=args.rows, seed=1, no_cutouts=True, verbosity=0)
+        print(f"making a {args.rows:,}-row mock catalog over 10 x 10 degrees ...")
+        call_command(
+            "make_mock",
+            "galaxies",
+            str(catalog_dir),
+            n=args.rows,
+            seed=1,
+            no_cutouts=True,
+            field_width=10.0,
+            verbosity=0,
+        )
     fresh("bench-catalog")
     seconds = timed(
         lambda: call_command(

@@ -23,6 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--runs", type=int, default=3, help="simulation: number of runs.")
         parser.add_argument("--cameras", type=int, default=20, help="simulation: cameras per snapshot.")
         parser.add_argument("--no-cutouts", action="store_true", help="galaxies: catalog and truth only.")
+        parser.add_argument(
+            "--field-width", type=float, default=0.24, help="galaxies: width of the square sky patch, degrees."
+        )
         parser.add_argument("--format", default="csv", choices=["csv", "fits", "vot"], help="galaxies: catalog format.")
         parser.add_argument(
             "--dla-boost",
@@ -40,7 +43,10 @@ class Command(BaseCommand):
         kind = opts["kind"]
         try:
             if kind == "galaxies":
-                from mlworker.synthetic.galaxies import write_galaxy_mock
+                from mlworker.synthetic.galaxies import GalaxyMockConfig, write_galaxy_mock
+
+                if not 0 < opts["field_width"] <= 60:
+                    raise CommandError("--field-width must be in (0, 60] degrees")
 
                 progress.stage("rendering galaxies", 0 if opts["no_cutouts"] else opts["n"])
                 write_galaxy_mock(
@@ -51,6 +57,7 @@ class Command(BaseCommand):
                     fmt=opts["format"],
                     workers=opts["workers"],
                     on_progress=progress.advance,
+                    cfg=GalaxyMockConfig(field_half_width_deg=opts["field_width"] / 2),
                 )
             elif kind == "spectra":
                 from mlworker.synthetic.spectra import write_spectra_mock
