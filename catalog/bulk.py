@@ -15,6 +15,7 @@ from itertools import islice
 
 from django.db import connection, models
 
+ANALYZE_AFTER_ROWS = 10_000
 _PG_TYPES = {
     "FloatField": "double precision",
     "BigIntegerField": "bigint",
@@ -126,6 +127,10 @@ def bulk_upsert(
                     on_chunk(len(chunk))
         finally:
             cursor.execute(f"DROP TABLE IF EXISTS {staging}")
+        if vendor == "postgresql" and counts.created + counts.updated >= ANALYZE_AFTER_ROWS:
+            # Fresh statistics, or the planner keeps believing the table is small and picks
+            # poor plans (e.g. a cone search scanning a whole survey) until autovacuum runs.
+            cursor.execute(f"ANALYZE {table}")
     return counts
 
 

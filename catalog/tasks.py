@@ -7,12 +7,14 @@ from celery import shared_task
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, time_limit=3600, soft_time_limit=3500, ignore_result=True)
-def render_previews(self, survey_id: int) -> int:
-    """Renders the default PNG of every cutout and mock image of a survey into the cache,
-    so that the catalog and voting pages show them at once."""
-    from catalog.services.previews import survey_previews_render
+@shared_task(acks_late=True, time_limit=900, soft_time_limit=840, ignore_result=True)
+def render_previews(survey_id: int, kind: str = "cutout", after_pk: int = 0) -> int:
+    """Renders one batch of a survey's default previews into the cache, then queues the next,
+    so that the catalog and voting pages show images at once however large the survey."""
+    from catalog.services.previews import survey_previews_enqueue, survey_previews_render
 
-    done = survey_previews_render(survey_id=survey_id)
-    logger.info("rendered %d previews for survey %d", done, survey_id)
+    done, last = survey_previews_render(survey_id=survey_id, kind=kind, after_pk=after_pk)
+    logger.info("rendered %d %s previews for survey %d", done, kind, survey_id)
+    if last is not None:
+        survey_previews_enqueue(survey_id=survey_id, kind=kind, after_pk=last, on_commit=False)
     return done

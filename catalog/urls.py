@@ -12,4 +12,7 @@ urlpatterns = [
     path("simulations/<int:pk>/", views.simulation_run_detail, name="simulation-run"),
     path("cutouts/<int:pk>.png", views.cutout_png, name="cutout-png"),
     path("mock-images/<int:pk>.png", views.mock_image_png, name="mock-image-png"),
+    path("cutouts/<int:pk>.fits", views.cutout_fits, name="cutout-fits"),
+    path("spectra/<int:pk>.fits", views.spectrum_fits, name="spectrum-fits"),
+    path("mock-images/<int:pk>.fits", views.mock_image_fits, name="mock-image-fits"),
 ]

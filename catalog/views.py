@@ -5,7 +5,7 @@ import logging
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
@@ -116,6 +116,33 @@ def mock_image_png(request, pk: int):
 def spectrum_png(request, pk: int):
     spectrum = get_object_or_404(QuasarSpectrum, pk=pk)
     return _png(rendering.quasar_spectrum_png(spectrum))
+
+
+def _fits(field_file, download_name: str) -> FileResponse:
+    """The original FITS file from storage (works with any storage backend, DEBUG or not)."""
+    try:
+        handle = field_file.open("rb")
+    except FileNotFoundError:
+        raise Http404("the FITS file is missing from storage") from None
+    return FileResponse(handle, as_attachment=True, filename=download_name, content_type="application/fits")
+
+
+@require_GET
+def cutout_fits(request, pk: int):
+    cutout = get_object_or_404(Cutout.objects.select_related("galaxy", "band"), pk=pk)
+    return _fits(cutout.fits_file, f"{cutout.galaxy.source_id}_{cutout.band.name}.fits")
+
+
+@require_GET
+def mock_image_fits(request, pk: int):
+    image = get_object_or_404(MockImage, pk=pk)
+    return _fits(image.fits_file, image.fits_file.name.rsplit("/", 1)[-1])
+
+
+@require_GET
+def spectrum_fits(request, pk: int):
+    spectrum = get_object_or_404(QuasarSpectrum, pk=pk)
+    return _fits(spectrum.fits_file, f"{spectrum}.fits")
 
 
 def _check_database() -> dict:

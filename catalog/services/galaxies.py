@@ -154,7 +154,7 @@ def galaxy_catalog_ingest(
             if cutout_files:
                 report.cutouts = _ingest_cutouts(survey, cutout_files, band, staged, progress)
                 if report.cutouts.created or report.cutouts.updated:
-                    survey_previews_enqueue(survey_id=survey.pk)
+                    survey_previews_enqueue(survey_id=survey.pk, kind="cutout")
             for writer in staged.shards:
                 writer.close()
             staged.commit_on_success()

@@ -1,4 +1,4 @@
-"""Preview renders warmed in the background after an ingest."""
+"""Preview renders warmed in the background after an ingest, in batches of bounded length."""
 
 import logging
 
@@ -8,38 +8,45 @@ from catalog import rendering
 from catalog.models import Cutout, MockImage
 
 logger = logging.getLogger(__name__)
+BATCH = 2000  # renders per task: ~10 s, far inside the task time limit, for any survey size
 
 
-def survey_previews_render(*, survey_id: int) -> int:
+def survey_previews_render(*, survey_id: int, kind: str, after_pk: int = 0) -> tuple[int, int | None]:
+    """Renders the default PNG of up to BATCH images of a survey with pk > ``after_pk``.
+
+    Returns (rendered, last pk) — last pk None when the survey is done.
+    """
     params = rendering.RenderParams()
-    done = 0
-    for cutout in (
-        Cutout.objects.filter(galaxy__survey_id=survey_id)
-        .only("pk", "checksum", "shard_id", "shard_row")
-        .iterator(2000)
-    ):
-        rendering.cutout_png(cutout, params)
-        done += 1
-    for image in (
-        MockImage.objects.filter(snapshot__run__survey_id=survey_id)
-        .only("pk", "checksum", "shard_id", "shard_row")
-        .iterator(2000)
-    ):
-        rendering.mock_image_png(image, params)
-        done += 1
-    return done
+    if kind == "cutout":
+        queryset = Cutout.objects.filter(galaxy__survey_id=survey_id)
+        render = rendering.cutout_png
+    else:
+        queryset = MockImage.objects.filter(snapshot__run__survey_id=survey_id)
+        render = rendering.mock_image_png
+    images = list(
+        queryset.filter(pk__gt=after_pk).order_by("pk").only("pk", "checksum", "shard_id", "shard_row")[:BATCH]
+    )
+    for image in images:
+        render(image, params)
+    last = images[-1].pk if len(images) == BATCH else None
+    return len(images), last
 
 
-def survey_previews_enqueue(*, survey_id: int) -> None:
-    """Queues the preview task once the current transaction commits; a broker that is
-    down costs the previews (they render on demand), never the ingest."""
+def survey_previews_enqueue(*, survey_id: int, kind: str, after_pk: int = 0, on_commit: bool = True) -> None:
+    """Queues a preview batch (after the current transaction commits); a broker that is down
+    costs the previews (they render on demand), never the ingest."""
 
     def send() -> None:
         from catalog.tasks import render_previews
 
         try:
-            render_previews.apply_async(args=[survey_id], retry=False)
+            with render_previews.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)  # fail fast
+                render_previews.apply_async(args=[survey_id, kind, after_pk], retry=False, connection=connection)
         except Exception:  # noqa: BLE001 - previews are an optimisation
             logger.warning("broker unavailable: previews of survey %s will render on demand", survey_id)
 
-    transaction.on_commit(send)
+    if on_commit:
+        transaction.on_commit(send)
+    else:
+        send()

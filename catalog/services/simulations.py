@@ -253,7 +253,7 @@ def simulation_run_ingest(
             if images:
                 _ingest_images(survey, run, images, snap_ids, staged, report, progress)
                 if report.images.created or report.images.updated:
-                    survey_previews_enqueue(survey_id=survey.pk)
+                    survey_previews_enqueue(survey_id=survey.pk, kind="mock_image")
             for writer in staged.shards:
                 writer.close()
             staged.commit_on_success()

@@ -64,6 +64,14 @@ def test_renders_are_png_and_cached(client, loaded, isolated_files):
         assert response.status_code == 200 and response["Content-Type"] == "image/png"
         assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list((isolated_files / "renders").rglob("*.png"))) == 4
+    fits_response = client.get(reverse("catalog:cutout-fits", args=[cutout.pk]))
+    assert (
+        fits_response.status_code == 200
+        and b"".join(fits_response.streaming_content) == cutout.fits_file.open("rb").read()
+    )
+    for name in ("spectrum-fits", "mock-image-fits"):
+        obj = QuasarSpectrum.objects.first() if name == "spectrum-fits" else MockImage.objects.first()
+        assert client.get(reverse(f"catalog:{name}", args=[obj.pk])).status_code == 200
     bad = client.get(reverse("catalog:cutout-png", args=[cutout.pk]) + "?stretch=rainbow")
     assert bad.status_code == 400 and b"stretch must be one of" in bad.content
     assert client.get(reverse("catalog:cutout-png", args=[999999])).status_code == 404
