@@ -6,8 +6,10 @@ from django.db import transaction
 
 from catalog import rendering
 from catalog.models import Cutout, MockImage
+from config.celery_app import app as celery_app
 
 logger = logging.getLogger(__name__)
+RENDER_TASK = "catalog.tasks.render_previews"
 BATCH = 2000  # renders per task: ~10 s, far inside the task time limit, for any survey size
 
 
@@ -37,12 +39,11 @@ def survey_previews_enqueue(*, survey_id: int, kind: str, after_pk: int = 0, on_
     costs the previews (they render on demand), never the ingest."""
 
     def send() -> None:
-        from catalog.tasks import render_previews
-
         try:
-            with render_previews.app.connection_for_write() as connection:
+            with celery_app.connection_for_write() as connection:
                 connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)  # fail fast
-                render_previews.apply_async(args=[survey_id, kind, after_pk], retry=False, connection=connection)
+                # By name: services do not import the task modules that call them.
+                celery_app.send_task(RENDER_TASK, args=[survey_id, kind, after_pk], retry=False, connection=connection)
         except Exception:  # noqa: BLE001 - previews are an optimisation
             logger.warning("broker unavailable: previews of survey %s will render on demand", survey_id)
 

@@ -26,3 +26,9 @@ def test_preview_batches_chain_over_the_survey(mock_galaxies, isolated_files, mo
         batches.append(done)
     assert batches == [15, 15, 10]
     assert len(list((isolated_files / "renders" / "cutouts").rglob("*.png"))) == 40
+
+
+def test_the_task_enqueued_by_name_exists():
+    from catalog.tasks import render_previews
+
+    assert render_previews.name == previews.RENDER_TASK
