@@ -106,7 +106,8 @@ def _wcs_pixel_scale(cards: tuple) -> float | None:
         return None
     scales = proj_plane_pixel_scales(wcs.celestial)
     unit = wcs.celestial.world_axis_units[0] or "deg"
-    return float(np.sqrt(scales[0] * scales[1]) * u.Unit(unit).to(u.arcsec))
+    # Rounded to 7 significant digits: a CD matrix of 0.06"/3600 must read as 0.06".
+    return float(f"{np.sqrt(scales[0] * scales[1]) * u.Unit(unit).to(u.arcsec):.7g}")
 
 
 # Only the keywords that set the pixel scale are parsed (astropy parses a card's value on

@@ -205,7 +205,7 @@ def _image_files(run_dir: Path) -> list[ImageFile]:
 
 
 def simulation_run_ingest(
-    *, survey_name: str, run_dir: Path, progress: Progress | None = None
+    *, survey_name: str, run_dir: Path, survey_title: str = "", progress: Progress | None = None
 ) -> SimulationIngestReport:
     """Ingests one simulation run directory; atomic and re-runnable."""
     progress = progress or NullProgress()
@@ -229,7 +229,7 @@ def simulation_run_ingest(
     staged = StagedFiles()
     try:
         with transaction.atomic():
-            survey, _ = survey_ensure(name=survey_name, kind=Survey.Kind.SIMULATION)
+            survey, _ = survey_ensure(name=survey_name, kind=Survey.Kind.SIMULATION, title=survey_title)
             Survey.objects.select_for_update().filter(pk=survey.pk).exists()
             run, created = SimulationRun.objects.get_or_create(
                 survey=survey,

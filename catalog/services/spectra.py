@@ -122,7 +122,12 @@ def parse_spectrum_files(
 
 
 def quasar_spectra_ingest(
-    *, survey_name: str, paths: list[Path], progress: Progress | None = None, workers: int | None = None
+    *,
+    survey_name: str,
+    paths: list[Path],
+    survey_title: str = "",
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> SpectraIngestReport:
     """Ingests SDSS spec-lite files into a spectroscopic survey; atomic and re-runnable."""
     progress = progress or NullProgress()
@@ -144,7 +149,9 @@ def quasar_spectra_ingest(
     staged = StagedFiles()
     try:
         with transaction.atomic():
-            survey, _ = survey_ensure(name=survey_name, kind=Survey.Kind.SPECTROSCOPIC, instrument="SDSS/BOSS")
+            survey, _ = survey_ensure(
+                name=survey_name, kind=Survey.Kind.SPECTROSCOPIC, title=survey_title, instrument="SDSS/BOSS"
+            )
             Survey.objects.select_for_update().filter(pk=survey.pk).exists()
             _write_spectra(survey, spectra, staged, report, progress)
             for writer in staged.shards:

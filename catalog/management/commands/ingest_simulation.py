@@ -19,11 +19,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("run_dir", type=Path)
         parser.add_argument("--survey", default="simulations", help="Simulation survey name (created if new).")
+        parser.add_argument("--title", default="", help="Survey title (new surveys).")
 
     def handle(self, *args, **opts):
         report = run_service(
             lambda: simulation_run_ingest(
                 survey_name=opts["survey"],
+                survey_title=opts["title"],
                 run_dir=opts["run_dir"],
                 progress=TqdmProgress(enabled=opts["verbosity"] > 0, unit="img"),
             )

@@ -19,12 +19,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--survey", default="sdss", help="Spectroscopic survey name (created if new).")
+        parser.add_argument("--title", default="", help="Survey title (new surveys).")
         parser.add_argument("--workers", type=int, default=None, help="Parsing processes (default: all cores).")
 
     def handle(self, *args, **opts):
         report = run_service(
             lambda: quasar_spectra_ingest(
                 survey_name=opts["survey"],
+                survey_title=opts["title"],
                 paths=opts["paths"],
                 workers=opts["workers"],
                 progress=TqdmProgress(enabled=opts["verbosity"] > 0, unit="spec"),

@@ -71,7 +71,13 @@ class Command(BaseCommand):
                 workers=int(workers),
                 verbosity=verbosity,
             )
-            call_command("ingest_spectra", str(out / "spectra"), survey=s["survey"], verbosity=verbosity)
+            call_command(
+                "ingest_spectra",
+                str(out / "spectra"),
+                survey=s["survey"],
+                title="Demo: mock SDSS/BOSS quasar sightlines",
+                verbosity=verbosity,
+            )
         if not Survey.objects.filter(name=sim["survey"]).exists():
             out = root / "simulation"
             call_command(
@@ -84,7 +90,13 @@ class Command(BaseCommand):
                 verbosity=verbosity,
             )
             for run_dir in sorted(p for p in out.iterdir() if p.is_dir()):
-                call_command("ingest_simulation", str(run_dir), survey=sim["survey"], verbosity=verbosity)
+                call_command(
+                    "ingest_simulation",
+                    str(run_dir),
+                    survey=sim["survey"],
+                    title="Demo: mock VELA-like zoom-in runs",
+                    verbosity=verbosity,
+                )
         self.stdout.write(self.style.SUCCESS("demo data in place"))
 
     def _admin(self) -> None:
