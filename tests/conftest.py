@@ -85,3 +85,20 @@ def mock_simulation(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mock_simulation")
     write_simulation_mock(out, 2, seed=7, n_cameras=3)
     return out
+
+
+@pytest.fixture
+def ingested(mock_galaxies, mock_spectra, mock_simulation):
+    """The mocks ingested as surveys g (galaxies with cutouts), q (spectra) and v (run VMOCK01)."""
+    from django.core.management import call_command
+
+    call_command(
+        "ingest_galaxies",
+        str(mock_galaxies / "catalog.csv"),
+        survey="g",
+        cutouts=str(mock_galaxies / "cutouts"),
+        band="F160W",
+        verbosity=0,
+    )
+    call_command("ingest_spectra", str(mock_spectra / "spectra"), survey="q", verbosity=0)
+    call_command("ingest_simulation", str(mock_simulation / "VMOCK01"), survey="v", verbosity=0)

@@ -50,6 +50,11 @@ class StagedFiles:
         self.shards.append(writer)
         return writer
 
+    def publish_shards(self) -> None:
+        """Gives every shard still open its final name (call before the transaction commits)."""
+        for writer in self.shards:
+            writer.close()
+
     def commit_on_success(self) -> None:
         """Call inside the transaction: superseded files go once it commits."""
         superseded = list(self.superseded)

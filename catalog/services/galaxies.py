@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from django.db import transaction
 from django.utils.text import get_valid_filename
 
 from catalog.bulk import UpsertCounts, bulk_upsert
@@ -16,7 +15,7 @@ from catalog.models import Band, Cutout, Galaxy, ImageShard, Survey
 from catalog.progress import NullProgress, Progress
 from catalog.services.files import ImageShardSet, StagedFiles
 from catalog.services.previews import survey_previews_enqueue
-from catalog.services.surveys import BandFacts, band_ensure, check_band_facts, survey_ensure
+from catalog.services.surveys import BandFacts, band_ensure, check_band_facts, survey_ingest_batch
 from catalog.sky import sky_columns
 
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fit.gz", ".fits.fz")
@@ -131,36 +130,28 @@ def galaxy_catalog_ingest(
     )
     cutout_files = match_cutout_files(Path(cutout_dir), set(catalog.source_id.tolist())) if cutout_dir else []
 
-    staged = StagedFiles()
     try:
-        with transaction.atomic():
-            survey, created = survey_ensure(
-                name=survey_name,
-                kind=Survey.Kind.IMAGING,
-                title=survey_title,
-                field_name=field_name,
-                instrument=instrument,
-                detection_band=detection_band,
-            )
-            Survey.objects.select_for_update().filter(pk=survey.pk).exists()  # one ingest per survey at a time
+        with survey_ingest_batch(
+            name=survey_name,
+            kind=Survey.Kind.IMAGING,
+            title=survey_title,
+            field_name=field_name,
+            instrument=instrument,
+            detection_band=detection_band,
+        ) as batch:
+            survey = batch.survey
             galaxies = _upsert_galaxies(survey, catalog, progress)
             report = GalaxyIngestReport(
                 survey=survey.name,
-                survey_created=created,
+                survey_created=batch.survey_created,
                 rows=len(catalog),
                 galaxies=galaxies,
                 notices=catalog.notices,
             )
             if cutout_files:
-                report.cutouts = _ingest_cutouts(survey, cutout_files, band, staged, progress)
+                report.cutouts = _ingest_cutouts(survey, cutout_files, band, batch.files, progress)
                 if report.cutouts.created or report.cutouts.updated:
                     survey_previews_enqueue(survey_id=survey.pk, kind="cutout")
-            for writer in staged.shards:
-                writer.close()
-            staged.commit_on_success()
-    except BaseException:
-        staged.rollback()
-        raise
     finally:
         progress.close()
     report.seconds = time.perf_counter() - started

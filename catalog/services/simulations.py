@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
-from django.db import transaction
 
 from catalog.bulk import UpsertCounts
 from catalog.errors import ApplicationError, IngestError
@@ -24,10 +23,10 @@ from catalog.ingest.fitsfiles import FitsProblem, read_image_files, read_image_f
 from catalog.ingest.tables import read_table
 from catalog.models import Band, ImageShard, MergerEvent, MockImage, SimulationRun, Snapshot, Survey
 from catalog.progress import NullProgress, Progress
-from catalog.services.files import ImageShardSet, StagedFiles
+from catalog.services.files import ImageShardSet
 from catalog.services.galaxies import FITS_SUFFIXES
 from catalog.services.previews import survey_previews_enqueue
-from catalog.services.surveys import BandFacts, band_ensure, check_band_facts, survey_ensure
+from catalog.services.surveys import BandFacts, band_ensure, check_band_facts, survey_ingest_batch
 
 SNAPSHOT_COLUMNS = {
     "scale_factor": float,
@@ -226,11 +225,9 @@ def simulation_run_ingest(
     if problems:
         raise IngestError(problems)
 
-    staged = StagedFiles()
     try:
-        with transaction.atomic():
-            survey, _ = survey_ensure(name=survey_name, kind=Survey.Kind.SIMULATION, title=survey_title)
-            Survey.objects.select_for_update().filter(pk=survey.pk).exists()
+        with survey_ingest_batch(name=survey_name, kind=Survey.Kind.SIMULATION, title=survey_title) as batch:
+            survey = batch.survey
             run, created = SimulationRun.objects.get_or_create(
                 survey=survey,
                 name=str(meta["name"]).strip(),
@@ -251,15 +248,9 @@ def simulation_run_ingest(
             snap_ids = _upsert_snapshots(run, snapshots, report)
             report.mergers = _replace_mergers(run, mergers)
             if images:
-                _ingest_images(survey, run, images, snap_ids, staged, report, progress)
+                _ingest_images(survey, run, images, snap_ids, batch.files, report, progress)
                 if report.images.created or report.images.updated:
                     survey_previews_enqueue(survey_id=survey.pk, kind="mock_image")
-            for writer in staged.shards:
-                writer.close()
-            staged.commit_on_success()
-    except BaseException:
-        staged.rollback()
-        raise
     finally:
         progress.close()
     report.seconds = time.perf_counter() - started

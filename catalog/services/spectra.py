@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from django.db import transaction
 
 from catalog import spectral_grid
 from catalog.bulk import UpsertCounts
@@ -17,7 +16,7 @@ from catalog.models import QuasarSpectrum, SpectrumShard, Survey
 from catalog.progress import NullProgress, Progress
 from catalog.services.files import StagedFiles
 from catalog.services.galaxies import FITS_SUFFIXES
-from catalog.services.surveys import survey_ensure
+from catalog.services.surveys import survey_ingest_batch
 from catalog.sky import sky_columns
 
 
@@ -146,20 +145,11 @@ def quasar_spectra_ingest(
         raise IngestError(problems)
 
     report = SpectraIngestReport(survey=survey_name, files=len(files))
-    staged = StagedFiles()
     try:
-        with transaction.atomic():
-            survey, _ = survey_ensure(
-                name=survey_name, kind=Survey.Kind.SPECTROSCOPIC, title=survey_title, instrument="SDSS/BOSS"
-            )
-            Survey.objects.select_for_update().filter(pk=survey.pk).exists()
-            _write_spectra(survey, spectra, staged, report, progress)
-            for writer in staged.shards:
-                writer.close()
-            staged.commit_on_success()
-    except BaseException:
-        staged.rollback()
-        raise
+        with survey_ingest_batch(
+            name=survey_name, kind=Survey.Kind.SPECTROSCOPIC, title=survey_title, instrument="SDSS/BOSS"
+        ) as batch:
+            _write_spectra(batch.survey, spectra, batch.files, report, progress)
     finally:
         progress.close()
     report.seconds = time.perf_counter() - started

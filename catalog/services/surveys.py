@@ -1,6 +1,8 @@
 """Surveys and bands: creating them, checking instrument facts, deleting a survey whole."""
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import models, transaction
@@ -16,7 +18,7 @@ from catalog.models import (
     SpectrumShard,
     Survey,
 )
-from catalog.services.files import delete_shard_files, delete_stored_files
+from catalog.services.files import StagedFiles, delete_shard_files, delete_stored_files
 
 FACT_TOLERANCE = 0.02  # relative: facts differing by more than 2% are a conflict
 
@@ -63,6 +65,30 @@ def survey_ensure(
         detection_band=detection_band,
     )
     return survey, True
+
+
+@dataclass
+class IngestBatch:
+    survey: Survey
+    survey_created: bool
+    files: StagedFiles
+
+
+@contextmanager
+def survey_ingest_batch(*, name: str, kind: str, **survey_fields) -> Iterator[IngestBatch]:
+    """One ingest batch: a transaction holding the survey's row lock (one ingest per survey
+    at a time), with files staged so that a failure anywhere leaves no row and no file."""
+    files = StagedFiles()
+    try:
+        with transaction.atomic():
+            survey, created = survey_ensure(name=name, kind=kind, **survey_fields)
+            Survey.objects.select_for_update().filter(pk=survey.pk).exists()
+            yield IngestBatch(survey=survey, survey_created=created, files=files)
+            files.publish_shards()
+            files.commit_on_success()
+    except BaseException:
+        files.rollback()
+        raise
 
 
 def _differs(a: float | None, b: float | None) -> bool:

@@ -10,19 +10,7 @@ from tests.conftest import files_under
 pytestmark = pytest.mark.django_db
 
 
-def test_delete_removes_rows_files_and_shards(
-    mock_galaxies, mock_spectra, mock_simulation, isolated_files, django_capture_on_commit_callbacks
-):
-    call_command(
-        "ingest_galaxies",
-        str(mock_galaxies / "catalog.csv"),
-        survey="g",
-        cutouts=str(mock_galaxies / "cutouts"),
-        band="F160W",
-        verbosity=0,
-    )
-    call_command("ingest_spectra", str(mock_spectra / "spectra"), survey="q", verbosity=0)
-    call_command("ingest_simulation", str(mock_simulation / "VMOCK01"), survey="v", verbosity=0)
+def test_delete_removes_rows_files_and_shards(ingested, isolated_files, django_capture_on_commit_callbacks):
     kept_before = Galaxy.objects.count(), QuasarSpectrum.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
         report = survey_delete(survey=Survey.objects.get(name="v"))

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from catalog.models import Cutout, Galaxy, MockImage, QuasarSpectrum, SimulationRun, Survey
@@ -11,21 +10,7 @@ from catalog.models import Cutout, Galaxy, MockImage, QuasarSpectrum, Simulation
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def loaded(mock_galaxies, mock_spectra, mock_simulation):
-    call_command(
-        "ingest_galaxies",
-        str(mock_galaxies / "catalog.csv"),
-        survey="g",
-        cutouts=str(mock_galaxies / "cutouts"),
-        band="F160W",
-        verbosity=0,
-    )
-    call_command("ingest_spectra", str(mock_spectra / "spectra"), survey="q", verbosity=0)
-    call_command("ingest_simulation", str(mock_simulation / "VMOCK01"), survey="v", verbosity=0)
-
-
-def test_pages_render(client, loaded):
+def test_pages_render(client, ingested):
     galaxy = Galaxy.objects.first()
     spectrum = QuasarSpectrum.objects.first()
     run = SimulationRun.objects.first()
@@ -44,7 +29,7 @@ def test_pages_render(client, loaded):
         assert text in response.content.decode(), url
 
 
-def test_cone_on_survey_page_and_bad_input(client, loaded):
+def test_cone_on_survey_page_and_bad_input(client, ingested):
     g = Galaxy.objects.order_by("pk").first()
     response = client.get(reverse("catalog:survey", args=["g"]), {"ra": g.ra, "dec": g.dec, "radius": 0.0001})
     assert g.source_id in response.content.decode()
@@ -52,7 +37,7 @@ def test_cone_on_survey_page_and_bad_input(client, loaded):
     assert response.status_code == 200 and "ra 500.0 outside" in response.content.decode()
 
 
-def test_renders_are_png_and_cached(client, loaded, isolated_files):
+def test_renders_are_png_and_cached(client, ingested, isolated_files):
     cutout = Cutout.objects.first()
     for url in (
         reverse("catalog:cutout-png", args=[cutout.pk]),
@@ -77,7 +62,7 @@ def test_renders_are_png_and_cached(client, loaded, isolated_files):
     assert client.get(reverse("catalog:cutout-png", args=[999999])).status_code == 404
 
 
-def test_api(client, loaded):
+def test_api(client, ingested):
     surveys = client.get("/api/surveys/").json()
     assert {s["name"] for s in surveys["results"]} == {"g", "q", "v"}
     g = next(s for s in surveys["results"] if s["name"] == "g")
@@ -116,7 +101,7 @@ def test_health_reports_database_broker_and_workers(client, settings):
     assert response.status_code == 503 and json.loads(response.content)["broker"]["ok"] is False
 
 
-def test_survey_admin_and_changelists(admin_client, loaded, django_capture_on_commit_callbacks):
+def test_survey_admin_and_changelists(admin_client, ingested, django_capture_on_commit_callbacks):
     for model in (
         "survey",
         "band",
