@@ -3,13 +3,18 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 from catalog.views import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("health/", health, name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("catalog.api.urls")),
+    path("api/", include("labeling.api_urls")),
+    path("label/", include("labeling.urls")),
     path("", include("catalog.urls")),
 ]
 

@@ -352,6 +352,10 @@ def truth_table(p: GalaxyParams):
 
     table = Table({c: getattr(p, c) for c in TRUTH_COLUMNS})
     single = np.isin(p.true_class, ["spheroid", "disk"])
+    bd = p.true_class == "bulge_disk"
+    # Size and axis ratio of every galaxy as drawn (for bulge+disk: the disk's), whatever its class.
+    table["size_arcsec"] = np.where(bd, p.disk_r_e_arcsec, p.r_e_circ_arcsec)
+    table["axis_ratio"] = np.where(bd, p.disk_q, p.q)
     table["r_e_maj_arcsec"] = np.where(single, p.r_e_circ_arcsec / np.sqrt(p.q), np.nan)
     for c in ("sersic_n", "r_e_circ_arcsec", "q", "pa_deg", "truncation_ratio"):
         table[c] = np.where(single, table[c], np.nan)

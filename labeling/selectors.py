@@ -1,0 +1,229 @@
+"""Reads of the labeling app: the next galaxy to show, fractions, classifier and project statistics."""
+
+import random
+import statistics
+from collections import defaultdict
+from datetime import timedelta
+
+from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from labeling.models import (
+    AnswerCount,
+    GalaxyVoteTotal,
+    GoldLabel,
+    Project,
+    ProjectSubject,
+    Skip,
+    Vote,
+    WeightedFraction,
+)
+
+
+def projects_for(user) -> QuerySet[Project]:
+    projects = Project.objects.filter(is_active=True).select_related("scheme_version__scheme", "survey")
+    if user.is_staff:
+        return projects
+    return projects.filter(classifiers=user) | projects.filter(classifiers__isnull=True)
+
+
+def _unseen(project: Project, classifier, exclude: list[int]) -> QuerySet[ProjectSubject]:
+    """Subjects the classifier has neither voted on (this scheme) nor skipped; not retired."""
+    voted = Vote.objects.filter(
+        classifier=classifier, scheme_id=project.scheme_version.scheme_id, galaxy_id=OuterRef("galaxy_id")
+    )
+    skipped = Skip.objects.filter(project=project, classifier=classifier, galaxy_id=OuterRef("galaxy_id"))
+    return (
+        ProjectSubject.objects.filter(project=project, retired=False)
+        .exclude(galaxy_id__in=exclude)
+        .exclude(Exists(voted))
+        .exclude(Exists(skipped))
+    )
+
+
+def _random_from(queryset: QuerySet[ProjectSubject], rng: random.Random) -> ProjectSubject | None:
+    """A random subject: the first at or after a random point of the random_key index,
+    wrapping around. No locks: two classifiers asking at once both get valid galaxies."""
+    start = rng.random()
+    return (
+        queryset.filter(random_key__gte=start).order_by("random_key").first()
+        or queryset.filter(random_key__lt=start).order_by("random_key").first()
+    )
+
+
+def subject_next(
+    *, project: Project, classifier, exclude: list[int] | None = None, rng: random.Random | None = None
+) -> ProjectSubject | None:
+    """The next galaxy to show: never one the classifier voted on or skipped, never a retired
+    one; a gold-standard check at the project's rate; otherwise by the project's strategy."""
+    rng = rng or random.Random()
+    unseen = _unseen(project, classifier, exclude or [])
+    if project.gold_rate and rng.random() < project.gold_rate:
+        gold = _random_from(unseen.filter(is_gold=True), rng)
+        if gold is not None:
+            return gold
+    regular = unseen.filter(is_gold=False)
+    if project.strategy == Project.Strategy.PRIORITY:
+        return regular.order_by("-priority", "random_key").first()
+    if project.strategy == Project.Strategy.ACTIVE:
+        # Largest uncertainty or disagreement first, once a model has scored the subjects.
+        scored = regular.filter(active_score__isnull=False).order_by("-active_score", "random_key").first()
+        if scored is not None:
+            return scored
+    return _random_from(regular, rng)
+
+
+def galaxy_fractions(*, galaxy_id: int) -> list[dict]:
+    """Counts and fractions (raw and consistency-weighted) of a galaxy, per scheme version."""
+    totals = {t.scheme_version_id: t.n_votes for t in GalaxyVoteTotal.objects.filter(galaxy_id=galaxy_id)}
+    weighted = {w.answer_id: w.fraction for w in WeightedFraction.objects.filter(galaxy_id=galaxy_id)}
+    by_version: dict[int, dict] = {}
+    counts = AnswerCount.objects.filter(galaxy_id=galaxy_id).select_related(
+        "answer__question", "scheme_version__scheme"
+    )
+    for row in counts.order_by("scheme_version_id", "answer__question__position", "answer__position"):
+        entry = by_version.setdefault(
+            row.scheme_version_id,
+            {
+                "scheme": row.scheme_version.scheme.slug,
+                "version": row.scheme_version.number,
+                "n_votes": totals.get(row.scheme_version_id, 0),
+                "answers": [],
+            },
+        )
+        entry["answers"].append(
+            {
+                "question": row.answer.question.key,
+                "answer": row.answer.key,
+                "label": row.answer.label,
+                "count": row.count,
+                "fraction": row.fraction,
+                "weighted_fraction": weighted.get(row.answer_id),
+            }
+        )
+    return list(by_version.values())
+
+
+def project_progress(*, project: Project, days: int = 30) -> dict:
+    subjects = ProjectSubject.objects.filter(project=project, is_gold=False)
+    total = subjects.count()
+    retired = subjects.filter(retired=True).count()
+    since = timezone.now() - timedelta(days=days)
+    per_day = list(
+        Vote.objects.filter(project=project, created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    )
+    return {
+        "subjects": total,
+        "retired": retired,
+        "retired_fraction": retired / total if total else 0.0,
+        "votes": Vote.objects.filter(project=project).count(),
+        "gold_subjects": ProjectSubject.objects.filter(project=project, is_gold=True).count(),
+        "votes_per_day": [{"day": d, "votes": n} for d, n in per_day],
+    }
+
+
+def classifier_stats(*, project: Project) -> list[dict]:
+    """Per classifier: votes, agreement with the consensus on the first question, accuracy on
+    gold-standard galaxies (mean Jaccard overlap with the gold answers) and median seconds."""
+    from labeling.services import version_spec
+
+    spec = version_spec(project.scheme_version_id)
+    first_answers = set(spec.first_question.answers)
+    votes = list(
+        Vote.objects.filter(project=project).values_list(
+            "id", "classifier_id", "classifier__username", "galaxy_id", "is_gold", "seconds_spent"
+        )
+    )
+    chosen: dict[int, set[int]] = defaultdict(set)
+    for vote_id, answer_id in Vote.answers.through.objects.filter(vote__project=project).values_list(
+        "vote_id", "answer_id"
+    ):
+        chosen[vote_id].add(answer_id)
+    # Consensus on the first question: the answer with the largest fraction per galaxy.
+    consensus: dict[int, int] = {}
+    best: dict[int, float] = {}
+    for galaxy_id, answer_id, fraction in AnswerCount.objects.filter(
+        scheme_version=project.scheme_version, answer_id__in=first_answers
+    ).values_list("galaxy_id", "answer_id", "fraction"):
+        if fraction > best.get(galaxy_id, -1):
+            best[galaxy_id], consensus[galaxy_id] = fraction, answer_id
+    gold = {
+        g.galaxy_id: set(g.answers.values_list("id", flat=True))
+        for g in GoldLabel.objects.filter(scheme_version=project.scheme_version).prefetch_related("answers")
+    }
+    stats: dict[int, dict] = {}
+    for vote_id, classifier_id, username, galaxy_id, is_gold, seconds in votes:
+        s = stats.setdefault(
+            classifier_id, {"classifier": username, "votes": 0, "agree": [], "gold": [], "seconds": []}
+        )
+        answers = chosen[vote_id]
+        if is_gold and galaxy_id in gold:
+            truth = gold[galaxy_id]
+            s["gold"].append(len(answers & truth) / len(answers | truth))
+            continue
+        s["votes"] += 1
+        if galaxy_id in consensus:
+            s["agree"].append(consensus[galaxy_id] in answers)
+        if seconds is not None:
+            s["seconds"].append(seconds)
+    rows = []
+    for s in stats.values():
+        rows.append(
+            {
+                "classifier": s["classifier"],
+                "votes": s["votes"],
+                "agreement": sum(s["agree"]) / len(s["agree"]) if s["agree"] else None,
+                "gold_votes": len(s["gold"]),
+                "gold_accuracy": sum(s["gold"]) / len(s["gold"]) if s["gold"] else None,
+                "median_seconds": statistics.median(s["seconds"]) if s["seconds"] else None,
+            }
+        )
+    return sorted(rows, key=lambda r: -r["votes"])
+
+
+def scheme_layout(*, scheme_version) -> dict:
+    """A scheme version as the voting UI draws it: questions in order with their answers,
+    shortcuts, defaults, grid axes and (for trees) where each answer leads."""
+    definition = scheme_version.definition
+    axes = {q["key"]: (q.get("rows", []), q.get("columns", [])) for q in definition["questions"]}
+    questions = []
+    for q in scheme_version.questions.prefetch_related("answers").order_by("position"):
+        answers = list(q.answers.all())
+        default = next((a.pk for a in answers if a.key == q.default_key), None) if q.default_key else None
+        rows, columns = axes.get(q.key, ([], []))
+        questions.append(
+            {
+                "id": q.pk,
+                "key": q.key,
+                "text": q.text,
+                "kind": q.kind,
+                "required": q.required,
+                "default": default,
+                "rows": rows,
+                "columns": columns,
+                "answers": [
+                    {
+                        "id": a.pk,
+                        "key": a.key,
+                        "label": a.label,
+                        "shortcut": a.shortcut,
+                        "next": a.next_question_id,
+                        "row": a.grid_row,
+                        "column": a.grid_column,
+                    }
+                    for a in answers
+                ],
+            }
+        )
+    return {
+        "scheme": scheme_version.scheme.slug,
+        "version": scheme_version.number,
+        "kind": scheme_version.scheme.kind,
+        "root": scheme_version.root_id,
+        "questions": questions,
+    }
