@@ -17,11 +17,12 @@ from catalog.models import (
     SpectrumShard,
     Survey,
 )
+from catalog.rendering import png_url
 from catalog.services.surveys import survey_delete
 
 
-def _thumb(url_name: str, pk: int, size: int = 96) -> str:
-    url = reverse(url_name, args=[pk])
+def _thumb(image, size: int = 96) -> str:
+    url = png_url(image)
     return format_html(
         '<img src="{}" width="{}" height="{}" style="image-rendering:pixelated;background:#000">', url, size, size
     )
@@ -81,7 +82,7 @@ class CutoutInline(admin.TabularInline):
 
     @admin.display(description="image")
     def preview(self, obj):
-        return _thumb("catalog:cutout-png", obj.pk, 128)
+        return _thumb(obj, 128)
 
 
 @admin.register(Galaxy)
@@ -97,7 +98,7 @@ class GalaxyAdmin(admin.ModelAdmin):
     @admin.display(description="cutout")
     def cutout_image(self, obj):
         cutout = obj.cutouts.order_by("band__name").first()
-        return _thumb("catalog:cutout-png", cutout.pk, 256) if cutout else "—"
+        return _thumb(cutout, 256) if cutout else "—"
 
 
 @admin.register(Cutout)
@@ -112,7 +113,7 @@ class CutoutAdmin(admin.ModelAdmin):
 
     @admin.display(description="image")
     def thumbnail(self, obj):
-        return _thumb("catalog:cutout-png", obj.pk)
+        return _thumb(obj)
 
 
 @admin.register(QuasarSpectrum)
@@ -185,7 +186,7 @@ class MockImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="image")
     def thumbnail(self, obj):
-        return _thumb("catalog:mock-image-png", obj.pk)
+        return _thumb(obj)
 
 
 @admin.register(ImageShard)

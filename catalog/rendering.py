@@ -5,6 +5,7 @@ and the render parameters, so a changed image never serves a stale render.
 """
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from django.conf import settings
 
 from catalog.errors import ApplicationError
 
+_CHECKSUM = re.compile(r"[0-9a-f]{64}")
 STRETCHES = {"asinh": AsinhStretch, "linear": LinearStretch, "log": LogStretch, "sqrt": SqrtStretch}
 
 
@@ -80,13 +82,26 @@ def image_to_png(pixels: np.ndarray, params: RenderParams, out_size: int = 256) 
     return buffer.getvalue()
 
 
+def _cache_path(kind: str, checksum: str, params: RenderParams) -> Path:
+    return Path(settings.GALAXYLAB_RENDER_CACHE) / kind / checksum[:2] / f"{checksum}-{params.key}.png"
+
+
+def read_cached(kind: str, checksum: str, params: RenderParams) -> bytes | None:
+    """The cached PNG if it was rendered already (no database needed), else None."""
+    if not _CHECKSUM.fullmatch(checksum):
+        return None
+    try:
+        return _cache_path(kind, checksum, params).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 def cached_render(kind: str, checksum: str, params: RenderParams, make) -> bytes:
     """The cached PNG for (kind, checksum, params), made by ``make()`` on a miss."""
-    path = Path(settings.GALAXYLAB_RENDER_CACHE) / kind / checksum[:2] / f"{checksum}-{params.key}.png"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
+    cached = read_cached(kind, checksum, params)
+    if cached is not None:
+        return cached
+    path = _cache_path(kind, checksum, params)
     png = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{np.random.randint(1 << 30)}.tmp")
@@ -150,3 +165,15 @@ def quasar_spectrum_png(spectrum) -> bytes:
         return spectrum_png(grid_loglam(start, flux.size), flux, ivar, spectrum.z_qso, title)
 
     return cached_render("spectra", spectrum.checksum, RenderParams(stretch="linear"), make)
+
+
+def png_url(image) -> str:
+    """URL of a cutout's or mock image's preview. It carries the image's checksum, so the view
+    answers from the render cache without touching the database, and browsers may cache it
+    for good (a changed image has a new checksum, hence a new URL)."""
+    from django.urls import reverse
+
+    from catalog.models import Cutout
+
+    name = "catalog:cutout-png" if isinstance(image, Cutout) else "catalog:mock-image-png"
+    return f"{reverse(name, args=[image.pk])}?v={image.checksum}"

@@ -97,9 +97,22 @@ def _png(body: bytes) -> HttpResponse:
     return HttpResponse(body, content_type="image/png")
 
 
+def _cached_png(request, kind: str) -> HttpResponse | None:
+    """Fast path: ?v=<checksum> names the image, so a cached render needs no database."""
+    params = rendering.RenderParams.from_query(request.GET)
+    cached = rendering.read_cached(kind, request.GET.get("v", ""), params)
+    if cached is None:
+        return None
+    response = _png(cached)
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
 @require_GET
 @cache_control(max_age=3600)
 def cutout_png(request, pk: int):
+    if cached := _cached_png(request, "cutouts"):
+        return cached
     cutout = get_object_or_404(Cutout, pk=pk)
     return _png(rendering.cutout_png(cutout, rendering.RenderParams.from_query(request.GET)))
 
@@ -107,6 +120,8 @@ def cutout_png(request, pk: int):
 @require_GET
 @cache_control(max_age=3600)
 def mock_image_png(request, pk: int):
+    if cached := _cached_png(request, "mock_images"):
+        return cached
     image = get_object_or_404(MockImage, pk=pk)
     return _png(rendering.mock_image_png(image, rendering.RenderParams.from_query(request.GET)))
 

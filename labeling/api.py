@@ -1,6 +1,10 @@
 """REST API of the labeling app (session or token auth): next galaxy, votes, skips, undo,
 fractions, and staff views of votes and retirement. Each view calls one service or selector."""
 
+import copy
+import time
+
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -10,7 +14,7 @@ from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.errors import ApplicationError
+from catalog.errors import ApplicationError, NotFound
 from catalog.models import Galaxy
 from labeling import selectors, services
 from labeling.models import Project, ProjectSubject, Vote
@@ -62,30 +66,65 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "scheme", "scheme_version", "survey", "strategy", "retire_after", "undo_seconds"]
 
 
-def subject_payload(subject_or_galaxy, project: Project) -> dict:
+def subject_payload(subject: selectors.NextSubject, project: Project) -> dict:
     """What the voting UI needs to show a galaxy (never whether it is a gold-standard check)."""
-    galaxy = subject_or_galaxy.galaxy if isinstance(subject_or_galaxy, ProjectSubject) else subject_or_galaxy
-    cutouts = sorted(galaxy.cutouts.select_related("band"), key=lambda c: c.band.name)
     return {
-        "galaxy": galaxy.pk,
-        "source_id": galaxy.source_id,
+        "galaxy": subject.galaxy_id,
+        "source_id": subject.source_id,
         "survey": project.survey.name,
-        "ra": galaxy.ra,
-        "dec": galaxy.dec,
-        "mag": galaxy.mag,
+        "ra": subject.ra,
+        "dec": subject.dec,
+        "mag": subject.mag,
         "cutouts": [
             {
-                "band": c.band.name,
-                "png": reverse("catalog:cutout-png", args=[c.pk]),
+                "band": c.band,
+                "png": f"{reverse('catalog:cutout-png', args=[c.id])}?v={c.checksum}",
                 "pixel_scale_arcsec": c.pixel_scale_arcsec,
             }
-            for c in cutouts
+            for c in subject.cutouts
         ],
     }
 
 
-def _project(slug: str) -> Project:
-    return get_object_or_404(Project.objects.select_related("scheme_version__scheme", "survey"), slug=slug)
+def _exclude(request) -> list[int]:
+    try:
+        return [int(x) for x in request.query_params.get("exclude", "").split(",") if x.strip()]
+    except ValueError:
+        raise ApplicationError("exclude must be comma-separated galaxy ids") from None
+
+
+PROJECT_TTL_SECONDS = 10
+_PROJECTS: dict[str, tuple[float, Project]] = {}
+
+
+def forget_cached_projects() -> None:
+    _PROJECTS.clear()
+
+
+def _project(request, slug: str) -> Project:
+    """The project, with whether the user may classify in it.
+
+    Projects are remembered for PROJECT_TTL_SECONDS per server process (a change by staff
+    applies within that time): the voting client asks several times a second. Membership of
+    a restricted project is checked on every request.
+    """
+    now = time.monotonic()
+    hit = _PROJECTS.get(slug)
+    if hit is None or hit[0] < now:
+        through = Project.classifiers.through
+        project = get_object_or_404(
+            Project.objects.select_related("scheme_version__scheme", "survey")
+            .defer("scheme_version__definition")
+            .annotate(restricted=Exists(through.objects.filter(project_id=OuterRef("pk")))),
+            slug=slug,
+        )
+        hit = _PROJECTS[slug] = (now + PROJECT_TTL_SECONDS, project)
+    project = copy.copy(hit[1])  # per request: is_member below is this user's
+    project.is_member = not project.restricted or (
+        request.user.is_authenticated
+        and Project.classifiers.through.objects.filter(project_id=project.pk, user_id=request.user.pk).exists()
+    )
+    return project
 
 
 class ProjectList(generics.ListAPIView):
@@ -106,16 +145,12 @@ class NextSubject(APIView):
         responses={200: OpenApiTypes.OBJECT, 204: None},
     )
     def get(self, request, slug: str):
-        project = _project(slug)
+        project = _project(request, slug)
         services.check_classifier(project=project, classifier=request.user)
-        try:
-            exclude = [int(x) for x in request.query_params.get("exclude", "").split(",") if x.strip()]
-        except ValueError:
-            raise ApplicationError("exclude must be comma-separated galaxy ids") from None
-        subject = selectors.subject_next(project=project, classifier=request.user, exclude=exclude)
+        subject = selectors.subject_next(project=project, classifier=request.user, exclude=_exclude(request))
         if subject is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(subject_payload(ProjectSubject.objects.select_related("galaxy").get(pk=subject.pk), project))
+        return Response(subject_payload(subject, project))
 
 
 class SubjectDetail(APIView):
@@ -125,33 +160,53 @@ class SubjectDetail(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, slug: str, galaxy_id: int):
-        project = _project(slug)
-        subject = get_object_or_404(
-            ProjectSubject.objects.select_related("galaxy"), project=project, galaxy_id=galaxy_id
-        )
-        return Response(subject_payload(subject, project))
+        project = _project(request, slug)
+        if not ProjectSubject.objects.filter(project=project, galaxy_id=galaxy_id).exists():
+            raise NotFound(f"galaxy {galaxy_id} is not a subject of project {project.slug}")
+        return Response(subject_payload(selectors.subject_view(galaxy_id=galaxy_id), project))
 
 
 class VoteCreate(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        request=VoteInSerializer, responses={201: VoteOutSerializer, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT}
+        request=VoteInSerializer,
+        parameters=[
+            OpenApiParameter(
+                "next", OpenApiTypes.BOOL, description="Also return the next galaxy to show (field 'next')."
+            ),
+            OpenApiParameter("exclude", OpenApiTypes.STR, description="With next: galaxy ids already queued."),
+        ],
+        responses={201: VoteOutSerializer, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
     )
     def post(self, request, slug: str):
         data = VoteInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        project = _project(request, slug)
         vote = services.vote_cast(
-            project=_project(slug),
+            project=project,
             classifier=request.user,
             galaxy_id=data.validated_data["galaxy"],
             answers=data.validated_data["answers"],
             seconds_spent=data.validated_data.get("seconds_spent"),
         )
-        vote = (
-            Vote.objects.prefetch_related("answers__question").select_related("classifier", "project").get(pk=vote.pk)
-        )
-        return Response(VoteOutSerializer(vote).data, status=status.HTTP_201_CREATED)
+        # The answer keys come from the cached scheme structure: no query to describe the vote.
+        keys = services.version_spec(project.scheme_version_id).answer_key
+        body = {
+            "id": vote.pk,
+            "project": project.slug,
+            "galaxy": vote.galaxy_id,
+            "classifier": request.user.username,
+            "answers": [keys[a] for a in vote.answer_ids],
+            "is_gold": vote.is_gold,
+            "seconds_spent": vote.seconds_spent,
+            "created_at": vote.created_at,
+        }
+        if request.query_params.get("next") in ("1", "true"):
+            # Vote and the next galaxy in one round trip: what a fast voting client wants.
+            subject = selectors.subject_next(project=project, classifier=request.user, exclude=_exclude(request))
+            body["next"] = subject_payload(subject, project) if subject else None
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class VoteUndo(APIView):
@@ -159,7 +214,7 @@ class VoteUndo(APIView):
 
     @extend_schema(request=None, responses={200: GalaxyRefSerializer, 404: OpenApiTypes.OBJECT})
     def post(self, request, slug: str):
-        galaxy_id = services.vote_undo(project=_project(slug), classifier=request.user)
+        galaxy_id = services.vote_undo(project=_project(request, slug), classifier=request.user)
         return Response({"galaxy": galaxy_id})
 
 
@@ -170,7 +225,9 @@ class SkipCreate(APIView):
     def post(self, request, slug: str):
         data = GalaxyRefSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.subject_skip(project=_project(slug), classifier=request.user, galaxy_id=data.validated_data["galaxy"])
+        services.subject_skip(
+            project=_project(request, slug), classifier=request.user, galaxy_id=data.validated_data["galaxy"]
+        )
         return Response({"galaxy": data.validated_data["galaxy"]}, status=status.HTTP_201_CREATED)
 
 
@@ -182,7 +239,9 @@ class SubjectsRetire(APIView):
         data = RetireSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         changed = services.subjects_retire(
-            project=_project(slug), galaxy_ids=data.validated_data["galaxies"], retired=data.validated_data["retired"]
+            project=_project(request, slug),
+            galaxy_ids=data.validated_data["galaxies"],
+            retired=data.validated_data["retired"],
         )
         return Response({"changed": changed})
 

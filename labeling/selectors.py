@@ -3,9 +3,11 @@
 import random
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db import connection
+from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -15,7 +17,6 @@ from labeling.models import (
     GoldLabel,
     Project,
     ProjectSubject,
-    Skip,
     Vote,
     WeightedFraction,
 )
@@ -28,50 +29,126 @@ def projects_for(user) -> QuerySet[Project]:
     return projects.filter(classifiers=user) | projects.filter(classifiers__isnull=True)
 
 
-def _unseen(project: Project, classifier, exclude: list[int]) -> QuerySet[ProjectSubject]:
-    """Subjects the classifier has neither voted on (this scheme) nor skipped; not retired."""
-    voted = Vote.objects.filter(
-        classifier=classifier, scheme_id=project.scheme_version.scheme_id, galaxy_id=OuterRef("galaxy_id")
-    )
-    skipped = Skip.objects.filter(project=project, classifier=classifier, galaxy_id=OuterRef("galaxy_id"))
-    return (
-        ProjectSubject.objects.filter(project=project, retired=False)
-        .exclude(galaxy_id__in=exclude)
-        .exclude(Exists(voted))
-        .exclude(Exists(skipped))
-    )
+@dataclass
+class Cutout:
+    id: int
+    band: str
+    checksum: str
+    pixel_scale_arcsec: float
 
 
-def _random_from(queryset: QuerySet[ProjectSubject], rng: random.Random) -> ProjectSubject | None:
-    """A random subject: the first at or after a random point of the random_key index,
-    wrapping around. No locks: two classifiers asking at once both get valid galaxies."""
+@dataclass
+class NextSubject:
+    """What the voting UI shows of a galaxy (never whether it is a gold-standard check)."""
+
+    galaxy_id: int
+    source_id: str
+    ra: float
+    dec: float
+    mag: float | None
+    cutouts: list[Cutout]
+
+
+_UNSEEN = """
+    s.project_id = %s AND s.retired = %s AND s.is_gold = %s
+    AND NOT EXISTS (SELECT 1 FROM labeling_vote v WHERE v.classifier_id = %s AND v.scheme_id = %s AND v.galaxy_id = s.galaxy_id)
+    AND NOT EXISTS (SELECT 1 FROM labeling_skip k WHERE k.project_id = %s AND k.classifier_id = %s AND k.galaxy_id = s.galaxy_id)
+"""
+
+
+def _pick(
+    project: Project, classifier, *, gold: bool, where: str, where_params: list, order: str, exclude: list[int]
+) -> int | None:
+    """The first unseen subject in ``order``: one indexed query, no locks (two classifiers
+    asking at once both get valid galaxies). Plain SQL: this runs on every "next"."""
+    params = [project.pk, False, gold, classifier.pk, project.scheme_version.scheme_id, project.pk, classifier.pk]
+    sql = f"SELECT s.galaxy_id FROM labeling_projectsubject s WHERE {_UNSEEN}"
+    if where:
+        sql += f" AND {where}"
+        params += where_params
+    if exclude:
+        sql += f" AND s.galaxy_id NOT IN ({', '.join(['%s'] * len(exclude))})"
+        params += exclude
+    sql += f" ORDER BY {order} LIMIT 1"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _random(project: Project, classifier, gold: bool, exclude: list[int], rng: random.Random) -> int | None:
+    """The first subject at or after a random point of the random_key index, wrapping around."""
     start = rng.random()
-    return (
-        queryset.filter(random_key__gte=start).order_by("random_key").first()
-        or queryset.filter(random_key__lt=start).order_by("random_key").first()
+    return _pick(
+        project,
+        classifier,
+        gold=gold,
+        where="s.random_key >= %s",
+        where_params=[start],
+        order="s.random_key",
+        exclude=exclude,
+    ) or _pick(
+        project,
+        classifier,
+        gold=gold,
+        where="s.random_key < %s",
+        where_params=[start],
+        order="s.random_key",
+        exclude=exclude,
     )
 
 
 def subject_next(
     *, project: Project, classifier, exclude: list[int] | None = None, rng: random.Random | None = None
-) -> ProjectSubject | None:
+) -> NextSubject | None:
     """The next galaxy to show: never one the classifier voted on or skipped, never a retired
     one; a gold-standard check at the project's rate; otherwise by the project's strategy."""
     rng = rng or random.Random()
-    unseen = _unseen(project, classifier, exclude or [])
+    exclude = list(exclude or [])
+    galaxy_id = None
     if project.gold_rate and rng.random() < project.gold_rate:
-        gold = _random_from(unseen.filter(is_gold=True), rng)
-        if gold is not None:
-            return gold
-    regular = unseen.filter(is_gold=False)
-    if project.strategy == Project.Strategy.PRIORITY:
-        return regular.order_by("-priority", "random_key").first()
-    if project.strategy == Project.Strategy.ACTIVE:
-        # Largest uncertainty or disagreement first, once a model has scored the subjects.
-        scored = regular.filter(active_score__isnull=False).order_by("-active_score", "random_key").first()
-        if scored is not None:
-            return scored
-    return _random_from(regular, rng)
+        galaxy_id = _random(project, classifier, True, exclude, rng)
+    if galaxy_id is None and project.strategy == Project.Strategy.PRIORITY:
+        galaxy_id = _pick(
+            project,
+            classifier,
+            gold=False,
+            where="",
+            where_params=[],
+            order="s.priority DESC, s.random_key",
+            exclude=exclude,
+        )
+    elif galaxy_id is None and project.strategy == Project.Strategy.ACTIVE:
+        # Largest model uncertainty or disagreement first, once a model has scored the subjects.
+        galaxy_id = _pick(
+            project,
+            classifier,
+            gold=False,
+            where="s.active_score IS NOT NULL",
+            where_params=[],
+            order="s.active_score DESC, s.random_key",
+            exclude=exclude,
+        )
+    if galaxy_id is None:
+        galaxy_id = _random(project, classifier, False, exclude, rng)
+    return subject_view(galaxy_id=galaxy_id) if galaxy_id is not None else None
+
+
+def subject_view(*, galaxy_id: int) -> NextSubject | None:
+    """A galaxy with its cutouts, in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT g.id, g.source_id, g.ra, g.dec, g.mag, c.id, b.name, c.checksum, c.pixel_scale_arcsec "
+            "FROM catalog_galaxy g LEFT JOIN catalog_cutout c ON c.galaxy_id = g.id LEFT JOIN catalog_band b ON b.id = c.band_id "
+            "WHERE g.id = %s ORDER BY b.name",
+            [galaxy_id],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    first = rows[0]
+    cutouts = [Cutout(id=r[5], band=r[6], checksum=r[7], pixel_scale_arcsec=r[8]) for r in rows if r[5] is not None]
+    return NextSubject(galaxy_id=first[0], source_id=first[1], ra=first[2], dec=first[3], mag=first[4], cutouts=cutouts)
 
 
 def galaxy_fractions(*, galaxy_id: int) -> list[dict]:

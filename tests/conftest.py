@@ -28,7 +28,12 @@ def service_missing(what: str) -> None:
     pytest.skip(message)
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
 def pytest_runtest_setup(item):
+    if item.get_closest_marker("browser") and not Path(CHROMIUM).exists():
+        service_missing(f"Debian's chromium ({CHROMIUM}; apt-get install chromium)")
     if (
         item.get_closest_marker("postgres")
         and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql"
@@ -38,6 +43,16 @@ def pytest_runtest_setup(item):
         url = settings.CELERY_BROKER_URL
         if not url.startswith("redis://") or not _reachable(url, 6379):
             service_missing(f"a Redis broker at {url}")
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_caches():
+    """Per-process caches (API tokens, projects) start empty in every test."""
+    from accounts.authentication import CachedTokenAuthentication
+    from labeling.api import forget_cached_projects
+
+    CachedTokenAuthentication.forget()
+    forget_cached_projects()
 
 
 @pytest.fixture(autouse=True)

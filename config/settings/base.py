@@ -101,7 +101,12 @@ def database_from_url(url: str) -> dict:
         }
     else:
         config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-        config.setdefault("CONN_HEALTH_CHECKS", True)
+        # Server-side parameter binding lets psycopg prepare repeated statements, so the hot
+        # queries (next galaxy, vote) are planned once per connection, not once per request.
+        config.setdefault("OPTIONS", {})["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+        # A health check costs a round trip per request; enable it where connections drop
+        # (e.g. behind a pooler that recycles them).
+        config.setdefault("CONN_HEALTH_CHECKS", env.bool("DATABASE_CONN_HEALTH_CHECKS", default=False))
     config["ATOMIC_REQUESTS"] = False
     return config
 
@@ -128,7 +133,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "catalog.api.exceptions.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.CachedTokenAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],

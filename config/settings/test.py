@@ -12,6 +12,9 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 DATABASES = {
     "default": database_from_url(env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/galaxylab"))
 }
+# Request threads of the live server close their connections at the end of each request, so
+# that the test database can be dropped at the end of the run.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-galaxylab.sqlite3")}
 

@@ -42,7 +42,7 @@
     const cutout = subject.cutouts[band] || subject.cutouts[0];
     if (!cutout) return "";
     const params = new URLSearchParams({ stretch: $("stretch").value, contrast: $("contrast").value, zoom: $("zoom").checked ? "2" : "1" });
-    return cutout.png + "?" + params.toString();
+    return cutout.png + (cutout.png.includes("?") ? "&" : "?") + params.toString();
   }
 
   function preload(subject) {

@@ -5,6 +5,7 @@ import yaml
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from labeling.api import forget_cached_projects
 from labeling.models import Vote
 from tests.labeling.conftest import CANDELS_SPHEROID
 
@@ -20,7 +21,7 @@ def api(users):
 
 def test_next_vote_conflict_undo_skip(api, candels, galaxies):
     subject = api.get("/api/projects/g-candels/next/").json()
-    assert {"galaxy", "source_id", "cutouts"} <= set(subject) and subject["cutouts"][0]["png"].endswith(".png")
+    assert {"galaxy", "source_id", "cutouts"} <= set(subject) and ".png?v=" in subject["cutouts"][0]["png"]
     response = api.post(
         "/api/projects/g-candels/votes/",
         {"galaxy": subject["galaxy"], "answers": CANDELS_SPHEROID, "seconds_spent": 3.5},
@@ -61,6 +62,7 @@ def test_token_auth_permissions_and_fractions(candels, users, galaxies):
     )
     assert client.get("/api/votes/").status_code == 403  # staff only
     candels.classifiers.add(users[2])
+    forget_cached_projects()  # as after PROJECT_TTL_SECONDS
     forbidden = client.post(
         "/api/projects/g-candels/votes/", {"galaxy": galaxies[1].pk, "answers": CANDELS_SPHEROID}, format="json"
     )

@@ -66,7 +66,7 @@ def test_gold_checks_are_injected_at_the_configured_rate(candels, users, galaxie
     assert not any(subject_next(project=candels, classifier=users[0], rng=rng).galaxy_id in gold for _ in range(100))
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_classifiers_asking_at_once_both_get_galaxies(candels, users):
     results, errors = {}, []
 

@@ -16,7 +16,7 @@ from django.db import connection
 from mlworker.models import WorkerHeartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.slow]
 
 
 def _database_url() -> str:

@@ -97,7 +97,72 @@ class Command(BaseCommand):
                     title="Demo: mock VELA-like zoom-in runs",
                     verbosity=verbosity,
                 )
+        self._labeling(root / "galaxies", g["survey"], verbosity)
         self.stdout.write(self.style.SUCCESS("demo data in place"))
+
+    def _labeling(self, galaxies_dir: Path, survey_name: str, verbosity: int) -> None:
+        """Two labeling projects on the demo galaxies, part-voted by the simulated crowd: some
+        galaxies retired, the rest waiting for a human; a few gold-standard checks."""
+        from labeling.models import Project
+        from labeling.services import gold_label_set, project_create
+
+        survey = Survey.objects.get(name=survey_name)
+        truth = galaxies_dir / "truth.csv"
+        if not Project.objects.filter(slug="demo-candels").exists():
+            project = project_create(
+                slug="demo-candels",
+                name="Demo: CANDELS visual morphology",
+                scheme_slug="candels",
+                survey=survey,
+                gold_rate=0.05,
+            )
+            call_command(
+                "simulate_votes",
+                project=project.slug,
+                truth=str(truth),
+                classifiers=65,
+                per_galaxy=5,
+                limit=500,
+                expected_out=str(galaxies_dir / "expected_fractions.csv"),
+                verbosity=verbosity,
+            )
+            from astropy.table import Table
+
+            table = Table.read(truth, format="ascii.csv")
+            main = {
+                "spheroid": "spheroid",
+                "disk": "disk",
+                "bulge_disk": "disk",
+                "irregular": "irregular",
+                "merger": "irregular",
+                "compact": "compact",
+                "unclassifiable": "unclassifiable",
+            }
+            unvoted = set(project.subjects.filter(n_votes=0).values_list("galaxy__source_id", flat=True))
+            for row in [r for r in table if r["source_id"] in unvoted][:20]:
+                answers = [f"main_class:{main[row['true_class']]}"] + (
+                    ["main_class:spheroid"] if row["true_class"] == "bulge_disk" else []
+                )
+                answers.append("interaction:merger" if row["true_class"] == "merger" else "interaction:none")
+                gold_label_set(
+                    galaxy_id=project.subjects.get(galaxy__source_id=row["source_id"]).galaxy_id,
+                    scheme_version=project.scheme_version,
+                    answers=answers,
+                    note="demo: from the mock truth",
+                )
+        if not Project.objects.filter(slug="demo-gz2").exists():
+            project = project_create(slug="demo-gz2", name="Demo: Galaxy Zoo 2 tree", scheme_slug="gz2", survey=survey)
+            call_command(
+                "simulate_votes",
+                project=project.slug,
+                truth=str(truth),
+                classifiers=65,
+                per_galaxy=20,
+                limit=200,
+                verbosity=verbosity,
+            )
+        for scheme in ("candels", "gz2"):
+            call_command("weight_classifiers", scheme=scheme, verbosity=verbosity)
 
     def _admin(self) -> None:
         User = get_user_model()
