@@ -206,60 +206,75 @@ def project_progress(*, project: Project, days: int = 30) -> dict:
 
 def classifier_stats(*, project: Project) -> list[dict]:
     """Per classifier: votes, agreement with the consensus on the first question, accuracy on
-    gold-standard galaxies (mean Jaccard overlap with the gold answers) and median seconds."""
+    gold-standard galaxies (mean Jaccard overlap with the gold answers) and median seconds.
+
+    Aggregated in the database (a project may hold millions of votes); only gold checks and
+    the seconds per vote come back row by row.
+    """
     from labeling.services import version_spec
 
     spec = version_spec(project.scheme_version_id)
-    first_answers = set(spec.first_question.answers)
-    votes = list(
-        Vote.objects.filter(project=project).values_list(
-            "id", "classifier_id", "classifier__username", "galaxy_id", "is_gold", "seconds_spent"
+    first = sorted(spec.first_question.answers)
+    placeholders = ", ".join(["%s"] * len(first))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT u.id, u.username, COUNT(v.id) FROM labeling_vote v JOIN accounts_user u ON u.id = v.classifier_id "
+            "WHERE v.project_id = %s AND v.is_gold = %s GROUP BY u.id, u.username",
+            [project.pk, False],
         )
-    )
-    chosen: dict[int, set[int]] = defaultdict(set)
-    for vote_id, answer_id in Vote.answers.through.objects.filter(vote__project=project).values_list(
-        "vote_id", "answer_id"
+        stats = {
+            uid: {"classifier": name, "votes": n, "agree": None, "gold": [], "seconds": []}
+            for uid, name, n in cursor.fetchall()
+        }
+        # The consensus of a galaxy: its first-question answer with the largest fraction.
+        cursor.execute(
+            "WITH ranked AS (SELECT galaxy_id, answer_id, ROW_NUMBER() OVER (PARTITION BY galaxy_id ORDER BY fraction DESC, answer_id) AS rn "
+            f"  FROM labeling_answercount WHERE scheme_version_id = %s AND answer_id IN ({placeholders})) "
+            "SELECT v.classifier_id, AVG(CASE WHEN va.id IS NULL THEN 0.0 ELSE 1.0 END) FROM labeling_vote v "
+            "JOIN ranked r ON r.galaxy_id = v.galaxy_id AND r.rn = 1 "
+            "LEFT JOIN labeling_voteanswer va ON va.vote_id = v.id AND va.answer_id = r.answer_id "
+            "WHERE v.project_id = %s AND v.is_gold = %s GROUP BY v.classifier_id",
+            [project.scheme_version_id, *first, project.pk, False],
+        )
+        for uid, agreement in cursor.fetchall():
+            if uid in stats:
+                stats[uid]["agree"] = float(agreement)
+    for uid, seconds in (
+        Vote.objects.filter(project=project, is_gold=False, seconds_spent__isnull=False)
+        .values_list("classifier_id", "seconds_spent")
+        .iterator(10_000)
     ):
-        chosen[vote_id].add(answer_id)
-    # Consensus on the first question: the answer with the largest fraction per galaxy.
-    consensus: dict[int, int] = {}
-    best: dict[int, float] = {}
-    for galaxy_id, answer_id, fraction in AnswerCount.objects.filter(
-        scheme_version=project.scheme_version, answer_id__in=first_answers
-    ).values_list("galaxy_id", "answer_id", "fraction"):
-        if fraction > best.get(galaxy_id, -1):
-            best[galaxy_id], consensus[galaxy_id] = fraction, answer_id
+        stats[uid]["seconds"].append(seconds)
     gold = {
         g.galaxy_id: set(g.answers.values_list("id", flat=True))
         for g in GoldLabel.objects.filter(scheme_version=project.scheme_version).prefetch_related("answers")
     }
-    stats: dict[int, dict] = {}
-    for vote_id, classifier_id, username, galaxy_id, is_gold, seconds in votes:
-        s = stats.setdefault(
-            classifier_id, {"classifier": username, "votes": 0, "agree": [], "gold": [], "seconds": []}
+    gold_votes = list(
+        Vote.objects.filter(project=project, is_gold=True).values_list(
+            "id", "classifier_id", "classifier__username", "galaxy_id"
         )
-        answers = chosen[vote_id]
-        if is_gold and galaxy_id in gold:
+    )
+    chosen: dict[int, set[int]] = defaultdict(set)
+    for vote_id, answer_id in Vote.answers.through.objects.filter(vote_id__in=[g[0] for g in gold_votes]).values_list(
+        "vote_id", "answer_id"
+    ):
+        chosen[vote_id].add(answer_id)
+    for vote_id, uid, name, galaxy_id in gold_votes:
+        if galaxy_id in gold:
+            entry = stats.setdefault(uid, {"classifier": name, "votes": 0, "agree": None, "gold": [], "seconds": []})
             truth = gold[galaxy_id]
-            s["gold"].append(len(answers & truth) / len(answers | truth))
-            continue
-        s["votes"] += 1
-        if galaxy_id in consensus:
-            s["agree"].append(consensus[galaxy_id] in answers)
-        if seconds is not None:
-            s["seconds"].append(seconds)
-    rows = []
-    for s in stats.values():
-        rows.append(
-            {
-                "classifier": s["classifier"],
-                "votes": s["votes"],
-                "agreement": sum(s["agree"]) / len(s["agree"]) if s["agree"] else None,
-                "gold_votes": len(s["gold"]),
-                "gold_accuracy": sum(s["gold"]) / len(s["gold"]) if s["gold"] else None,
-                "median_seconds": statistics.median(s["seconds"]) if s["seconds"] else None,
-            }
-        )
+            entry["gold"].append(len(chosen[vote_id] & truth) / len(chosen[vote_id] | truth))
+    rows = [
+        {
+            "classifier": s["classifier"],
+            "votes": s["votes"],
+            "agreement": s["agree"],
+            "gold_votes": len(s["gold"]),
+            "gold_accuracy": sum(s["gold"]) / len(s["gold"]) if s["gold"] else None,
+            "median_seconds": statistics.median(s["seconds"]) if s["seconds"] else None,
+        }
+        for s in stats.values()
+    ]
     return sorted(rows, key=lambda r: -r["votes"])
 
 

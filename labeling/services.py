@@ -290,23 +290,31 @@ def _apply_counts(*, galaxy_id: int, spec: VersionSpec, answer_ids: list[int], d
     total_table = GalaxyVoteTotal._meta.db_table
     count_table = AnswerCount._meta.db_table
     answer_ids = sorted(answer_ids)  # one lock order for every transaction
+    upsert_total = (
+        f"INSERT INTO {total_table} (galaxy_id, scheme_version_id, n_votes) VALUES (%s, %s, %s) "
+        f"ON CONFLICT (galaxy_id, scheme_version_id) DO UPDATE SET n_votes = {total_table}.n_votes + %s RETURNING n_votes"
+    )
+    total_params = [galaxy_id, spec.id, max(delta, 0), delta]
+    values = ", ".join(["(%s, %s, %s, %s, 0)"] * len(answer_ids))
+    upsert_counts = (
+        f"INSERT INTO {count_table} (galaxy_id, scheme_version_id, answer_id, count, fraction) VALUES {values} "
+        f"ON CONFLICT (galaxy_id, answer_id) DO UPDATE SET count = {count_table}.count + %s"
+    )
+    count_params = [v for a in answer_ids for v in (galaxy_id, spec.id, a, max(delta, 0))] + [delta]
     with connection.cursor() as cursor:
         # The vote total row is the per-galaxy lock: every count update happens behind it.
-        cursor.execute(
-            f"INSERT INTO {total_table} (galaxy_id, scheme_version_id, n_votes) VALUES (%s, %s, %s) "
-            f"ON CONFLICT (galaxy_id, scheme_version_id) DO UPDATE SET n_votes = {total_table}.n_votes + %s "
-            "RETURNING n_votes",
-            [galaxy_id, spec.id, max(delta, 0), delta],
-        )
-        n_votes = cursor.fetchone()[0]
-        if answer_ids:
-            values = ", ".join(["(%s, %s, %s, %s, 0)"] * len(answer_ids))
-            params = [v for a in answer_ids for v in (galaxy_id, spec.id, a, max(delta, 0))]
+        if connection.vendor == "postgresql" and answer_ids:
+            # One round trip: a data-modifying WITH runs the total first, then the counts.
             cursor.execute(
-                f"INSERT INTO {count_table} (galaxy_id, scheme_version_id, answer_id, count, fraction) VALUES {values} "
-                f"ON CONFLICT (galaxy_id, answer_id) DO UPDATE SET count = {count_table}.count + %s",
-                [*params, delta],
+                f"WITH t AS ({upsert_total}), c AS ({upsert_counts} RETURNING 1) SELECT n_votes FROM t",
+                [*total_params, *count_params],
             )
+            n_votes = cursor.fetchone()[0]
+        else:
+            cursor.execute(upsert_total, total_params)
+            n_votes = cursor.fetchone()[0]
+            if answer_ids:
+                cursor.execute(upsert_counts, count_params)
         _rewrite_fractions(cursor, galaxy_id=galaxy_id, spec=spec, n_votes=n_votes)
     return n_votes
 
@@ -397,11 +405,29 @@ def vote_cast(
             raise ApplicationError(f"galaxy {galaxy_id} is not a subject of project {project.slug}")
         subject_id, is_gold, n_votes, retired = row
         # The unique constraint decides duplicates, whatever the timing of two requests.
-        cursor.execute(
+        insert_vote = (
             f"INSERT INTO {vote_table} (project_id, scheme_id, scheme_version_id, galaxy_id, classifier_id, is_gold, seconds_spent, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (classifier_id, galaxy_id, scheme_id) DO NOTHING RETURNING id, created_at",
-            [project.pk, spec.scheme_id, spec.id, galaxy_id, classifier.pk, is_gold, seconds_spent, timezone.now()],
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (classifier_id, galaxy_id, scheme_id) DO NOTHING RETURNING id, created_at"
         )
+        vote_params = [
+            project.pk,
+            spec.scheme_id,
+            spec.id,
+            galaxy_id,
+            classifier.pk,
+            is_gold,
+            seconds_spent,
+            timezone.now(),
+        ]
+        if connection.vendor == "postgresql":
+            # The vote and its answers in one round trip (a data-modifying WITH).
+            cursor.execute(
+                f"WITH v AS ({insert_vote}), a AS (INSERT INTO {VoteAnswer._meta.db_table} (vote_id, answer_id) "
+                "SELECT v.id, x FROM v, unnest(%s::bigint[]) AS x) SELECT id, created_at FROM v",
+                [*vote_params, answer_ids],
+            )
+        else:
+            cursor.execute(insert_vote, vote_params)
         inserted = cursor.fetchone()
         if inserted is None:
             raise Conflict(f"you have already voted on galaxy {galaxy_id} with scheme {spec.scheme_slug}")
@@ -416,7 +442,8 @@ def vote_cast(
             seconds_spent=seconds_spent,
             created_at=inserted[1],
         )
-        VoteAnswer.objects.bulk_create([VoteAnswer(vote_id=vote.pk, answer_id=a) for a in answer_ids])
+        if connection.vendor != "postgresql":
+            VoteAnswer.objects.bulk_create([VoteAnswer(vote_id=vote.pk, answer_id=a) for a in answer_ids])
         vote.answer_ids = answer_ids
         if not is_gold:
             _apply_counts(galaxy_id=galaxy_id, spec=spec, answer_ids=answer_ids, delta=+1)

@@ -226,7 +226,9 @@
     if (!answers) return;
     state.busy = true;
     const seconds = (performance.now() - state.shownAt) / 1000;
-    const { status, data } = await call("POST", api + "/votes/", {
+    // The vote brings back the galaxy after the one already queued: one request per vote.
+    const queued = [state.current, ...state.queue].map((s) => s.galaxy).join(",");
+    const { status, data } = await call("POST", api + "/votes/?next=1&exclude=" + queued, {
       galaxy: state.current.galaxy, answers: answers.map(String), seconds_spent: Math.round(seconds * 100) / 100,
     });
     state.busy = false;
@@ -234,6 +236,7 @@
       state.sessionVotes += 1;
       $("session-count").textContent = state.sessionVotes;
       say("vote recorded for " + state.current.source_id, false);
+      if (data.next) { preload(data.next); state.queue.push(data.next); } else state.exhausted = true;
       await advance();
     } else {
       say((data && data.detail) || "the vote was not recorded (" + status + ")", true);
