@@ -24,15 +24,17 @@ _PG_TYPES = {
     "CharField": "text",
     "JSONField": "text",
     "BooleanField": "boolean",
+    "ForeignKey": "bigint",
 }
 _SQLITE_TYPES = {
-    **{k: "REAL" for k in ("FloatField",)},
+    "FloatField": "REAL",
     "BigIntegerField": "INTEGER",
     "IntegerField": "INTEGER",
     "PositiveIntegerField": "INTEGER",
     "CharField": "TEXT",
     "JSONField": "TEXT",
     "BooleanField": "INTEGER",
+    "ForeignKey": "INTEGER",
 }
 
 
@@ -64,12 +66,14 @@ def bulk_upsert(
     constants: dict[str, object],
     chunk_size: int = 50_000,
     on_chunk: Callable[[int], None] | None = None,
+    key_filter: dict | None = None,
 ) -> UpsertCounts:
     """Inserts or updates ``rows`` (tuples in the order of ``fields``) into ``model``'s table.
 
     ``constants`` (e.g. ``{"survey_id": 3}``) are the same for every row; together with
     some of ``fields`` they form ``conflict_fields`` (the natural key). JSON fields take
-    Python objects.
+    Python objects. ``key_filter`` narrows the lookup of existing keys (e.g. to a chunk's
+    subjects) when the rows touch a small part of a large table.
     """
     vendor = connection.vendor
     if vendor not in ("postgresql", "sqlite"):
@@ -103,7 +107,9 @@ def bulk_upsert(
 
     # The caller holds a lock that keeps other writers of these keys out, so the keys
     # present now decide which rows are new (inserted directly) and which may need an update.
-    existing = set(model._base_manager.filter(**constants).values_list(*key_fields).iterator(chunk_size))
+    existing = set(
+        model._base_manager.filter(**constants, **(key_filter or {})).values_list(*key_fields).iterator(chunk_size)
+    )
     counts = UpsertCounts()
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {staging}")

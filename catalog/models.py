@@ -403,3 +403,130 @@ class MockImage(PackedImage):
 
     def __str__(self) -> str:
         return f"{self.snapshot} cam{self.camera:02d} {self.filter_name}"
+
+
+class ModelTask(models.TextChoices):
+    MORPHOLOGY = "morphology", "morphology (vote fractions)"
+    EMULATOR = "emulator", "GALFIT emulator"
+    DLA = "dla", "DLA finder"
+    ENVIRONMENT = "environment", "galaxy environment"
+
+
+class DatasetExport(models.Model):
+    """A frozen, packed snapshot of the labels a model was trained on (training never queries
+    the database row by row)."""
+
+    task = models.CharField(max_length=16, choices=ModelTask.choices)
+    variant = models.CharField(max_length=50, blank=True, help_text="e.g. the scheme for morphology.")
+    path = models.CharField(max_length=255, unique=True, help_text="Packed file, relative to the pack root.")
+    n_train = models.PositiveIntegerField()
+    n_test = models.PositiveIntegerField()
+    checksum = models.CharField(max_length=64, help_text="SHA-256 of the packed file.")
+    description = models.JSONField(default=dict, blank=True, help_text="What was selected and how it was split.")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.task}/{self.variant} dataset {self.pk} ({self.n_train}+{self.n_test})"
+
+
+class ModelVersion(models.Model):
+    """A trained model: its metrics on the held-out split, its config, data and weights.
+
+    Exactly one version per (task, variant) is promoted (a partial unique index); the promoted
+    version is the one predictions come from by default.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "training"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+        ARCHIVED = "archived", "archived"
+
+    task = models.CharField(max_length=16, choices=ModelTask.choices)
+    variant = models.CharField(max_length=50, blank=True, help_text="e.g. the scheme for morphology.")
+    number = models.PositiveIntegerField(help_text="Version number within (task, variant).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
+    is_promoted = models.BooleanField(default=False)
+    primary_metric = models.CharField(max_length=50, help_text="Name of the metric that decides promotion.")
+    primary_value = models.FloatField(null=True, blank=True)
+    higher_is_better = models.BooleanField(default=False)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Held-out metrics.")
+    config = models.JSONField(default=dict, blank=True, help_text="Training configuration.")
+    dataset = models.ForeignKey(DatasetExport, null=True, blank=True, on_delete=models.PROTECT, related_name="versions")
+    band = models.CharField(max_length=32, blank=True, help_text="Band the model was trained for.")
+    pixel_scale_arcsec = models.FloatField(null=True, blank=True)
+    psf_fwhm_arcsec = models.FloatField(null=True, blank=True)
+    input_ranges = models.JSONField(
+        default=dict, blank=True, help_text="Training range of input statistics (OOD check)."
+    )
+    weights = models.FileField(max_length=255, blank=True, help_text="Checkpoint (torch.save of a dict).")
+    device = models.CharField(max_length=32, blank=True, help_text="Where it was trained (cpu, cuda).")
+    predictions_complete = models.BooleanField(default=False, help_text="Every prediction chunk is in.")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        ordering = ["task", "variant", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "variant", "number"], name="modelversion_unique_number"),
+            models.UniqueConstraint(
+                fields=["task", "variant"], condition=Q(is_promoted=True), name="modelversion_one_promoted"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_promoted=False) | Q(status="ready"), name="modelversion_promoted_is_ready"
+            ),
+            models.CheckConstraint(
+                condition=Q(task__in=["morphology", "emulator", "dla", "environment"]), name="modelversion_task_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}/{self.variant or '-'} v{self.number}"
+
+
+class Prediction(models.Model):
+    """One model version's output for one subject (a galaxy, a spectrum or a mock image)."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
+    galaxy = models.ForeignKey(Galaxy, null=True, blank=True, on_delete=models.CASCADE, related_name="predictions")
+    spectrum = models.ForeignKey(
+        QuasarSpectrum, null=True, blank=True, on_delete=models.CASCADE, related_name="predictions"
+    )
+    mock_image = models.ForeignKey(
+        MockImage, null=True, blank=True, on_delete=models.CASCADE, related_name="predictions"
+    )
+    values = models.JSONField(help_text="The model's outputs, named.")
+    uncertainty = models.FloatField(help_text="Predictive uncertainty (task-specific scale).")
+    out_of_distribution = models.BooleanField(default=False, help_text="Input statistics outside the training range.")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(galaxy__isnull=False, spectrum__isnull=True, mock_image__isnull=True)
+                    | Q(galaxy__isnull=True, spectrum__isnull=False, mock_image__isnull=True)
+                    | Q(galaxy__isnull=True, spectrum__isnull=True, mock_image__isnull=False)
+                ),
+                name="prediction_exactly_one_subject",
+            ),
+            models.UniqueConstraint(
+                fields=["model_version", "galaxy"], condition=Q(galaxy__isnull=False), name="prediction_unique_galaxy"
+            ),
+            models.UniqueConstraint(
+                fields=["model_version", "spectrum"],
+                condition=Q(spectrum__isnull=False),
+                name="prediction_unique_spectrum",
+            ),
+            models.UniqueConstraint(
+                fields=["model_version", "mock_image"],
+                condition=Q(mock_image__isnull=False),
+                name="prediction_unique_mock_image",
+            ),
+            models.CheckConstraint(condition=Q(uncertainty__gte=0), name="prediction_uncertainty_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on {self.galaxy_id or self.spectrum_id or self.mock_image_id}"

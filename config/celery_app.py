@@ -35,5 +35,8 @@ app.conf.update(
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    # The reconciler re-enqueues lost prediction chunks long before a broker would redeliver
+    # them; a worker started with --beat (one per deployment) runs it.
+    beat_schedule={"reconcile-predictions": {"task": "mlworker.tasks.reconcile_predictions", "schedule": 15.0}},
 )
 app.autodiscover_tasks()

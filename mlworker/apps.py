@@ -7,4 +7,4 @@ class MlworkerConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the worker heartbeat bootstep with the Celery app.
-        from mlworker import heartbeat  # noqa: F401
+        from mlworker import celery_signals, heartbeat  # noqa: F401

@@ -32,7 +32,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
     def stop(self, worker) -> None:
         if self.tref is not None:
             self.tref.cancel()
-        from mlworker.services import worker_heartbeat_clear
+        from mlworker.services.workers import worker_heartbeat_clear
 
         try:
             worker_heartbeat_clear(hostname=worker.hostname)
@@ -40,7 +40,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
             logger.warning("could not clear heartbeat of %s", worker.hostname)
 
     def beat(self, worker) -> None:
-        from mlworker.services import worker_heartbeat_record
+        from mlworker.services.workers import worker_heartbeat_record
 
         queues = sorted(q.name for q in worker.app.amqp.queues.consume_from.values())
         try:

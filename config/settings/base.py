@@ -147,7 +147,15 @@ REST_FRAMEWORK = {
 # lives in database rows that the UI reads).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+# Redis redelivers an unacknowledged message after the visibility timeout: above the longest
+# task (6 h training), so that no running task is ever delivered twice by the broker.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 7 * 3600}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Prediction runs: subjects per chunk, the lease a working chunk renews, and how long a
+# queued chunk may wait before the reconciler assumes its message was lost.
+GALAXYLAB_PREDICTION_CHUNK = env.int("GALAXYLAB_PREDICTION_CHUNK", default=1000)
+GALAXYLAB_PREDICTION_LEASE_SECONDS = env.int("GALAXYLAB_PREDICTION_LEASE_SECONDS", default=60)
+GALAXYLAB_PREDICTION_LOST_SECONDS = env.int("GALAXYLAB_PREDICTION_LOST_SECONDS", default=300)
 CELERY_TASK_ALWAYS_EAGER = False
 # A worker is reported "online" while its heartbeat is younger than this.
 GALAXYLAB_WORKER_STALE_SECONDS = env.int("GALAXYLAB_WORKER_STALE_SECONDS", default=30)

@@ -1,0 +1,223 @@
+"""Prediction runs: a model version applied to a survey's subjects in chunks on the workers.
+
+A chunk is claimed with a lease that the worker renews while it works, and its rows are
+written in bulk in the same transaction that marks it done, so a killed worker leaves no
+half set of predictions. The reconciler re-enqueues chunks whose message was lost (pending
+too long) or whose worker died (lease expired), well before the broker's visibility
+timeout; writes are idempotent per (subject, model version), so a chunk done twice is
+harmless. A version's predictions are complete only when every chunk of its run is done.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from catalog.bulk import bulk_upsert
+from catalog.errors import ApplicationError
+from catalog.models import Band, ModelVersion, Prediction, Survey
+from mlworker.models import PredictionChunk, PredictionRun
+from mlworker.registry import task_spec
+
+logger = logging.getLogger(__name__)
+CHUNK_TASK = "mlworker.tasks.predict_chunk"
+FACT_TOLERANCE = 0.05
+
+
+def _settings(name: str, default):
+    return getattr(settings, name, default)
+
+
+def _send_chunks(chunk_ids: list[int]) -> None:
+    from config.celery_app import app
+
+    PredictionChunk.objects.filter(pk__in=chunk_ids).update(enqueued_at=timezone.now())
+    for chunk_id in chunk_ids:
+        app.send_task(CHUNK_TASK, args=[chunk_id])
+
+
+def check_survey_facts(*, version: ModelVersion, survey: Survey) -> list[str]:
+    """How the survey's band differs from what the model was trained for (empty: it matches)."""
+    band = Band.objects.filter(survey=survey, name=version.band).first()
+    if band is None:
+        return [f"survey {survey.name} has no {version.band} band"]
+    problems = []
+    for label, ours, theirs in (
+        ("pixel scale", version.pixel_scale_arcsec, band.pixel_scale_arcsec),
+        ("PSF FWHM", version.psf_fwhm_arcsec, band.psf_fwhm_arcsec),
+    ):
+        if ours and theirs and abs(theirs - ours) > FACT_TOLERANCE * ours:
+            problems.append(f'{label} {theirs:g}" differs from the training set\'s {ours:g}"')
+    return problems
+
+
+def prediction_run_start(
+    *, version: ModelVersion, survey: Survey, force: bool = False, only_missing: bool = False
+) -> PredictionRun:
+    """Fans a version out over a survey's subjects in chunks (enqueued once this commits)."""
+    if version.status != ModelVersion.Status.READY:
+        raise ApplicationError(f"{version} is {version.status}: only a ready version can predict")
+    problems = check_survey_facts(version=version, survey=survey)
+    if problems and not (force and Band.objects.filter(survey=survey, name=version.band).exists()):
+        raise ApplicationError(
+            f'{version} was trained on {version.band} at {version.pixel_scale_arcsec}"/px with PSF {version.psf_fwhm_arcsec}"; '
+            f"survey {survey.name}: {'; '.join(problems)}. Apply it anyway with --force (predictions may be unreliable)"
+        )
+    if problems:
+        logger.warning("applying %s to %s despite: %s", version, survey.name, "; ".join(problems))
+    spec = task_spec(version.task)
+    ids = spec.subject_ids(version, survey, only_missing)
+    size = _settings("GALAXYLAB_PREDICTION_CHUNK", 1000)
+    with transaction.atomic():
+        run = PredictionRun.objects.create(
+            model_version=version, survey=survey, n_subjects=len(ids), forced=bool(problems)
+        )
+        chunks = PredictionChunk.objects.bulk_create(
+            [
+                PredictionChunk(run=run, index=i, subject_ids=ids[start : start + size])
+                for i, start in enumerate(range(0, len(ids), size))
+            ]
+        )
+        run.n_chunks = len(chunks)
+        if not chunks:
+            run.status, run.finished_at = PredictionRun.Status.COMPLETE, timezone.now()
+        run.save(update_fields=["n_chunks", "status", "finished_at"])
+        ModelVersion.objects.filter(pk=version.pk).update(
+            predictions_complete=not chunks and _all_runs_complete(version)
+        )
+        chunk_ids = [c.pk for c in chunks]
+        transaction.on_commit(lambda: _send_chunks(chunk_ids))
+    return run
+
+
+def prediction_runs_for_version(*, version: ModelVersion) -> list[PredictionRun]:
+    """A new version predicts over every survey whose band matches what it was trained for."""
+    surveys = Survey.objects.filter(
+        bands__name=version.band,
+        bands__pixel_scale_arcsec=version.pixel_scale_arcsec,
+        bands__psf_fwhm_arcsec=version.psf_fwhm_arcsec,
+    ).distinct()
+    return [prediction_run_start(version=version, survey=s) for s in surveys]
+
+
+def _all_runs_complete(version: ModelVersion) -> bool:
+    return (
+        not PredictionRun.objects.filter(model_version=version).exclude(status=PredictionRun.Status.COMPLETE).exists()
+    )
+
+
+def _claim(chunk_id: int, worker: str) -> PredictionChunk | None:
+    now = timezone.now()
+    lease = now + timedelta(seconds=_settings("GALAXYLAB_PREDICTION_LEASE_SECONDS", 60))
+    claimed = (
+        PredictionChunk.objects.filter(pk=chunk_id)
+        .filter(
+            Q(status=PredictionChunk.Status.PENDING)
+            | Q(status=PredictionChunk.Status.RUNNING, lease_expires_at__lt=now)
+        )
+        .update(
+            status=PredictionChunk.Status.RUNNING, lease_expires_at=lease, worker=worker, attempts=F("attempts") + 1
+        )
+    )
+    return PredictionChunk.objects.select_related("run__model_version").get(pk=chunk_id) if claimed else None
+
+
+def renew_lease(chunk_id: int) -> None:
+    lease = timezone.now() + timedelta(seconds=_settings("GALAXYLAB_PREDICTION_LEASE_SECONDS", 60))
+    PredictionChunk.objects.filter(pk=chunk_id, status=PredictionChunk.Status.RUNNING).update(lease_expires_at=lease)
+
+
+_LOADED: dict[int, object] = {}
+
+
+def _loaded_model(version: ModelVersion, spec, device):
+    """Each worker process loads a version once (the two most recent are kept)."""
+    if version.pk not in _LOADED:
+        while len(_LOADED) >= 2:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[version.pk] = spec.load(version, device)
+    return _LOADED[version.pk]
+
+
+def prediction_chunk_execute(*, chunk_id: int, worker: str = "") -> str:
+    """Predicts one chunk and writes all its rows, with the chunk's done flag, atomically."""
+    from mlworker.ml.device import pick_device
+
+    chunk = _claim(chunk_id, worker)
+    if chunk is None:
+        return "skipped: done or held by a live worker"
+    version = chunk.run.model_version
+    spec = task_spec(version.task)
+    device = pick_device()
+    loaded = _loaded_model(version, spec, device)
+    rows = []
+    batch = _settings("GALAXYLAB_PREDICTION_BATCH", 256)
+    for start in range(0, len(chunk.subject_ids), batch):
+        rows += spec.predict(version, loaded, chunk.subject_ids[start : start + batch], device)
+        renew_lease(chunk_id)
+    with transaction.atomic():
+        prediction_rows_write(
+            version=version, subject_field=spec.subject_field, rows=rows, subject_ids=chunk.subject_ids
+        )
+        PredictionChunk.objects.filter(pk=chunk_id).update(
+            status=PredictionChunk.Status.DONE, lease_expires_at=None, error=""
+        )
+        _complete_if_done(chunk.run_id)
+    return f"{len(rows)} predictions"
+
+
+def prediction_rows_write(*, version: ModelVersion, subject_field: str, rows, subject_ids: list[int]) -> None:
+    """Bulk upsert of prediction rows (COPY on PostgreSQL), idempotent per (subject, version)."""
+    bulk_upsert(
+        model=Prediction,
+        fields=[subject_field, "values", "uncertainty", "out_of_distribution"],
+        rows=((r.subject_id, r.values, r.uncertainty, r.out_of_distribution) for r in rows),
+        conflict_fields=["model_version", subject_field],
+        constants={"model_version_id": version.pk},
+        key_filter={f"{subject_field}__in": subject_ids},
+    )
+
+
+def _complete_if_done(run_id: int) -> None:
+    run = PredictionRun.objects.select_for_update().get(pk=run_id)
+    if run.status == PredictionRun.Status.COMPLETE:
+        return
+    if not PredictionChunk.objects.filter(run_id=run_id).exclude(status=PredictionChunk.Status.DONE).exists():
+        run.status, run.finished_at = PredictionRun.Status.COMPLETE, timezone.now()
+        run.save(update_fields=["status", "finished_at"])
+        version = run.model_version
+        ModelVersion.objects.filter(pk=version.pk).update(predictions_complete=_all_runs_complete(version))
+
+
+def predictions_reconcile() -> int:
+    """Re-enqueues chunks whose message was lost or whose worker died; returns how many."""
+    now = timezone.now()
+    lost_after = timedelta(seconds=_settings("GALAXYLAB_PREDICTION_LOST_SECONDS", 60))
+    stale = list(
+        PredictionChunk.objects.filter(
+            Q(status=PredictionChunk.Status.PENDING, enqueued_at__lt=now - lost_after)
+            | Q(status=PredictionChunk.Status.RUNNING, lease_expires_at__lt=now)
+        ).values_list("pk", flat=True)[:10_000]
+    )
+    if stale:
+        PredictionChunk.objects.filter(pk__in=stale, status=PredictionChunk.Status.RUNNING).update(
+            status=PredictionChunk.Status.PENDING
+        )
+        _send_chunks(stale)
+        logger.warning("re-enqueued %d prediction chunks", len(stale))
+    return len(stale)
+
+
+def new_subjects_predict(*, survey: Survey) -> list[PredictionRun]:
+    """Newly ingested subjects get predictions from the promoted versions whose band matches."""
+    runs = []
+    for version in ModelVersion.objects.filter(is_promoted=True, status=ModelVersion.Status.READY):
+        if check_survey_facts(version=version, survey=survey):
+            continue
+        run = prediction_run_start(version=version, survey=survey, only_missing=True)
+        if run.n_subjects:
+            runs.append(run)
+    return runs
