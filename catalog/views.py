@@ -2,12 +2,10 @@
 
 import logging
 
-from django.conf import settings
 from django.core.paginator import Paginator
-from django.db import connection
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.cache import cache_control, never_cache
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from catalog import rendering
@@ -158,51 +156,3 @@ def mock_image_fits(request, pk: int):
 def spectrum_fits(request, pk: int):
     spectrum = get_object_or_404(QuasarSpectrum, pk=pk)
     return _fits(spectrum.fits_file, f"{spectrum}.fits")
-
-
-def _check_database() -> dict:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-        return {"ok": True, "vendor": connection.vendor}
-    except Exception as exc:  # noqa: BLE001 - any failure means "down"
-        return {"ok": False, "vendor": connection.vendor, "error": str(exc)}
-
-
-def _check_broker() -> dict:
-    from kombu import Connection
-
-    url = settings.CELERY_BROKER_URL
-    transport = url.split("://", 1)[0]
-    try:
-        with Connection(url, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-        return {"ok": True, "transport": transport}
-    except Exception as exc:  # noqa: BLE001 - any failure means "down"
-        return {"ok": False, "transport": transport, "error": str(exc)}
-
-
-@never_cache
-@require_GET
-def health(request):
-    """Database, broker and worker status; 503 if the database or the broker is down."""
-    from mlworker.selectors import workers_online
-
-    database = _check_database()
-    broker = _check_broker()
-    workers = []
-    if database["ok"]:
-        workers = [
-            {"hostname": w.hostname, "queues": w.queues.split(","), "last_seen": w.last_seen.isoformat()}
-            for w in workers_online()
-        ]
-    healthy = database["ok"] and broker["ok"]
-    status = "ok" if healthy and workers else ("degraded" if healthy else "down")
-    body = {
-        "status": status,
-        "database": database,
-        "broker": broker,
-        "workers": {"ok": bool(workers), "online": workers},
-    }
-    return JsonResponse(body, status=200 if healthy else 503)

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from catalog.views import health
+from mlworker.views import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,7 +14,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("catalog.api.urls")),
     path("api/", include("labeling.api_urls")),
+    path("api/", include("mlworker.api_urls")),
     path("label/", include("labeling.urls")),
+    path("ml/", include("mlworker.urls")),
     path("", include("catalog.urls")),
 ]
 

@@ -36,14 +36,14 @@ def predict_chunk(self, chunk_id: int) -> str:
     return prediction_chunk_execute(chunk_id=chunk_id, worker=self.request.hostname or "")
 
 
-@shared_task(acks_late=True, time_limit=300, ignore_result=True)
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=280, ignore_result=True)
 def reconcile_predictions() -> int:
     from mlworker.services.predictions import predictions_reconcile
 
     return predictions_reconcile()
 
 
-@shared_task(acks_late=True, time_limit=600, ignore_result=True)
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=580, ignore_result=True)
 def schedule_predictions_for_survey(survey_id: int) -> int:
     """After an ingest: the promoted versions predict for the survey's new subjects."""
     from catalog.models import Survey

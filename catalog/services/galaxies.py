@@ -14,7 +14,7 @@ from catalog.ingest.fitsfiles import FitsProblem, read_image_files, read_image_f
 from catalog.models import Band, Cutout, Galaxy, ImageShard, Survey
 from catalog.progress import NullProgress, Progress
 from catalog.services.files import ImageShardSet, StagedFiles
-from catalog.services.previews import survey_previews_enqueue
+from catalog.services.notify import survey_ingested
 from catalog.services.surveys import BandFacts, band_ensure, check_band_facts, survey_ingest_batch
 from catalog.sky import sky_columns
 
@@ -151,7 +151,7 @@ def galaxy_catalog_ingest(
             if cutout_files:
                 report.cutouts = _ingest_cutouts(survey, cutout_files, band, batch.files, progress)
                 if report.cutouts.created or report.cutouts.updated:
-                    survey_previews_enqueue(survey_id=survey.pk, kind="cutout")
+                    survey_ingested(survey_id=survey.pk, images="cutout")
     finally:
         progress.close()
     report.seconds = time.perf_counter() - started

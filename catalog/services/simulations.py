@@ -25,7 +25,7 @@ from catalog.models import Band, ImageShard, MergerEvent, MockImage, SimulationR
 from catalog.progress import NullProgress, Progress
 from catalog.services.files import ImageShardSet
 from catalog.services.galaxies import FITS_SUFFIXES
-from catalog.services.previews import survey_previews_enqueue
+from catalog.services.notify import survey_ingested
 from catalog.services.surveys import BandFacts, band_ensure, check_band_facts, survey_ingest_batch
 
 SNAPSHOT_COLUMNS = {
@@ -250,7 +250,7 @@ def simulation_run_ingest(
             if images:
                 _ingest_images(survey, run, images, snap_ids, batch.files, report, progress)
                 if report.images.created or report.images.updated:
-                    survey_previews_enqueue(survey_id=survey.pk, kind="mock_image")
+                    survey_ingested(survey_id=survey.pk, images="mock_image")
     finally:
         progress.close()
     report.seconds = time.perf_counter() - started

@@ -150,7 +150,7 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 # Redis redelivers an unacknowledged message after the visibility timeout: above the longest
 # task (6 h training), so that no running task is ever delivered twice by the broker.
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 7 * 3600}
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 # Prediction runs: subjects per chunk, the lease a working chunk renews, and how long a
 # queued chunk may wait before the reconciler assumes its message was lost.
 GALAXYLAB_PREDICTION_CHUNK = env.int("GALAXYLAB_PREDICTION_CHUNK", default=1000)

@@ -29,6 +29,8 @@ def test_preview_batches_chain_over_the_survey(mock_galaxies, isolated_files, mo
 
 
 def test_the_task_enqueued_by_name_exists():
+    from catalog.services.notify import PREDICT_TASK, RENDER_TASK
     from catalog.tasks import render_previews
+    from mlworker.tasks import schedule_predictions_for_survey
 
-    assert render_previews.name == previews.RENDER_TASK
+    assert render_previews.name == RENDER_TASK and schedule_predictions_for_survey.name == PREDICT_TASK

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from mlworker import views
+
+app_name = "mlworker"
+urlpatterns = [
+    path("queue/", views.queue, name="queue"),
+    path("runs/", views.runs, name="runs"),
+    path("runs/start/", views.run_start, name="run-start"),
+    path("runs/<int:pk>/", views.run_detail, name="run"),
+    path("runs/<int:pk>.json", views.run_progress, name="run-progress"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
+]
