@@ -80,7 +80,7 @@ class TrainingRuns(APIView):
         run = training_start(trigger=TrainingRun.Trigger.API, user=request.user, **data.validated_data)
         return Response(selectors.training_run_progress(run=run), status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="training_runs_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return Response([selectors.training_run_progress(run=r) for r in TrainingRun.objects.all()[:50]])
 
