@@ -1,36 +1,12 @@
 """A real browser (Playwright driving Debian's chromium) votes with the keyboard."""
 
-import os
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connections
 
 from labeling.models import AnswerCount, GalaxyVoteTotal, Skip, Vote
-from tests.conftest import CHROMIUM
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.slow]
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 def test_keyboard_voting_skip_and_undo(live_server, browser, candels):
