@@ -18,7 +18,8 @@ python manage.py migrate --noinput -v0
 echo "==> demo data (first start only)"
 python manage.py demo_setup
 
-python -m celery -A config worker -Q default,gpu --concurrency 1 -n "local@%h" --loglevel INFO > var/worker.log 2>&1 &
+# One worker for both queues; --beat runs the prediction reconciler (one beat per deployment).
+python -m celery -A config worker -Q default,gpu --concurrency 1 -n "local@%h" --beat --loglevel INFO > var/worker.log 2>&1 &
 worker=$!
 python manage.py runserver "$host:$port" --noreload > var/web.log 2>&1 &
 web=$!

@@ -163,6 +163,23 @@ class Command(BaseCommand):
             )
         for scheme in ("candels", "gz2"):
             call_command("weight_classifiers", scheme=scheme, verbosity=verbosity)
+        self._train()
+
+    def _train(self) -> None:
+        """The demo's morphology model trains on the worker in the background (progress at /ml/runs/)."""
+        from catalog.models import ModelVersion
+        from mlworker.models import TrainingRun
+        from mlworker.services.training import training_start
+
+        if (
+            ModelVersion.objects.filter(task="morphology", variant="candels").exists()
+            or TrainingRun.objects.filter(task="morphology", variant="candels").exists()
+        ):
+            return
+        run = training_start(task="morphology", variant="candels", trigger=TrainingRun.Trigger.CLI)
+        self.stdout.write(
+            f"training run #{run.pk} (morphology/candels) queued: the worker trains it in the background, see /ml/runs/{run.pk}/"
+        )
 
     def _admin(self) -> None:
         User = get_user_model()
