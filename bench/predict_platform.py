@@ -86,7 +86,7 @@ def main() -> None:
         started = time.perf_counter()
         run = prediction_run_start(version=version, survey=survey)
         fanned_out = time.perf_counter()
-        while PredictionRun.objects.get(pk=run.pk).status != PredictionRun.Status.COMPLETE:
+        while PredictionRun.objects.get(pk=run.pk).status == PredictionRun.Status.RUNNING:
             time.sleep(0.05)
         finished = time.perf_counter()
     finally:

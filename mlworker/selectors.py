@@ -43,6 +43,7 @@ def prediction_progress(*, version: ModelVersion) -> dict:
         total=Count("id"),
         done=Count("id", filter=Q(status=PredictionChunk.Status.DONE)),
         running=Count("id", filter=Q(status=PredictionChunk.Status.RUNNING)),
+        failed=Count("id", filter=Q(status=PredictionChunk.Status.FAILED)),
     )
     return {
         "runs": runs.count(),
@@ -50,6 +51,7 @@ def prediction_progress(*, version: ModelVersion) -> dict:
         "chunks": chunks["total"],
         "chunks_done": chunks["done"],
         "chunks_running": chunks["running"],
+        "chunks_failed": chunks["failed"],
         "complete": version.predictions_complete,
         "predictions": version.predictions.count(),
     }
@@ -98,4 +100,7 @@ def queue_overview() -> dict:
         "chunks_pending": PredictionChunk.objects.filter(status=PredictionChunk.Status.PENDING).count(),
         "failures": TaskFailure.objects.all()[:20],
         "failed_runs": TrainingRun.objects.filter(status="failed")[:10],
+        "failed_chunks": PredictionChunk.objects.filter(status=PredictionChunk.Status.FAILED)
+        .select_related("run__model_version")
+        .order_by("-updated_at")[:10],
     }

@@ -56,8 +56,11 @@ def check_survey_facts(*, version: ModelVersion, survey: Survey) -> list[str]:
 
 def prediction_run_start(
     *, version: ModelVersion, survey: Survey, force: bool = False, only_missing: bool = False
-) -> PredictionRun:
-    """Fans a version out over a survey's subjects in chunks (enqueued once this commits)."""
+) -> PredictionRun | None:
+    """Fans a version out over a survey's subjects in chunks (enqueued once this commits).
+
+    With ``only_missing``, just the subjects with no prediction of the version that no
+    unfinished run is about to predict either; None when there are none."""
     if version.status != ModelVersion.Status.READY:
         raise ApplicationError(f"{version} is {version.status}: only a ready version can predict")
     problems = check_survey_facts(version=version, survey=survey)
@@ -70,6 +73,10 @@ def prediction_run_start(
         logger.warning("applying %s to %s despite: %s", version, survey.name, "; ".join(problems))
     spec = task_spec(version.task)
     ids = spec.subject_ids(version, survey, only_missing)
+    if only_missing:
+        ids = sorted(set(ids) - _ids_in_flight(version, survey))
+        if not ids:
+            return None
     size = _settings("GALAXYLAB_PREDICTION_CHUNK", 1000)
     with transaction.atomic():
         run = PredictionRun.objects.create(
@@ -93,6 +100,15 @@ def prediction_run_start(
     return run
 
 
+def _ids_in_flight(version: ModelVersion, survey: Survey) -> set[int]:
+    chunks = PredictionChunk.objects.filter(
+        run__model_version=version,
+        run__survey=survey,
+        status__in=[PredictionChunk.Status.PENDING, PredictionChunk.Status.RUNNING],
+    )
+    return {i for subject_ids in chunks.values_list("subject_ids", flat=True) for i in subject_ids}
+
+
 def prediction_runs_for_version(*, version: ModelVersion) -> list[PredictionRun]:
     """A new version predicts over every survey whose band matches what it was trained for."""
     surveys = Survey.objects.filter(
@@ -104,9 +120,16 @@ def prediction_runs_for_version(*, version: ModelVersion) -> list[PredictionRun]
 
 
 def _all_runs_complete(version: ModelVersion) -> bool:
-    return (
-        not PredictionRun.objects.filter(model_version=version).exclude(status=PredictionRun.Status.COMPLETE).exists()
-    )
+    """No run of the version is still running, and every subject of a chunk that failed for
+    good has since been predicted by a later run."""
+    if PredictionRun.objects.filter(model_version=version, status=PredictionRun.Status.RUNNING).exists():
+        return False
+    failed = PredictionChunk.objects.filter(run__model_version=version, status=PredictionChunk.Status.FAILED)
+    ids = {i for subject_ids in failed.values_list("subject_ids", flat=True) for i in subject_ids}
+    if not ids:
+        return True
+    field = task_spec(version.task).subject_field
+    return version.predictions.filter(**{f"{field}_id__in": ids}).count() == len(ids)
 
 
 def _claim(chunk_id: int, worker: str) -> PredictionChunk | None:
@@ -152,12 +175,20 @@ def prediction_chunk_execute(*, chunk_id: int, worker: str = "") -> str:
     version = chunk.run.model_version
     spec = task_spec(version.task)
     device = pick_device()
-    loaded = _loaded_model(version, spec, device)
+    try:
+        loaded = _loaded_model(version, spec, device)
+    except Exception as exc:
+        _chunk_failed(chunk, f"loading {version}: {type(exc).__name__}: {exc}")
+        raise
     rows = []
     batch = _settings("GALAXYLAB_PREDICTION_BATCH", 256)
-    for start in range(0, len(chunk.subject_ids), batch):
-        rows += spec.predict(version, loaded, chunk.subject_ids[start : start + batch], device)
-        renew_lease(chunk_id)
+    try:
+        for start in range(0, len(chunk.subject_ids), batch):
+            rows += spec.predict(version, loaded, chunk.subject_ids[start : start + batch], device)
+            renew_lease(chunk_id)
+    except Exception as exc:
+        _chunk_failed(chunk, f"{type(exc).__name__}: {exc}")
+        raise
     with transaction.atomic():
         prediction_rows_write(
             version=version, subject_field=spec.subject_field, rows=rows, subject_ids=chunk.subject_ids
@@ -181,21 +212,49 @@ def prediction_rows_write(*, version: ModelVersion, subject_field: str, rows, su
     )
 
 
+def _chunk_failed(chunk: PredictionChunk, error: str) -> None:
+    """A chunk that raised goes back to pending (the reconciler resends it after a while)
+    until it has failed GALAXYLAB_PREDICTION_MAX_ATTEMPTS times; then it is failed for good."""
+    give_up = chunk.attempts >= _settings("GALAXYLAB_PREDICTION_MAX_ATTEMPTS", 3)
+    with transaction.atomic():
+        PredictionChunk.objects.filter(pk=chunk.pk, status=PredictionChunk.Status.RUNNING).update(
+            status=PredictionChunk.Status.FAILED if give_up else PredictionChunk.Status.PENDING,
+            lease_expires_at=None,
+            enqueued_at=timezone.now(),
+            error=f"attempt {chunk.attempts}: {error}"[:4000],
+        )
+        if give_up:
+            logger.error("prediction chunk %s failed %d times, giving up: %s", chunk.pk, chunk.attempts, error)
+            _complete_if_done(chunk.run_id)
+
+
 def _complete_if_done(run_id: int) -> None:
+    """Once no chunk of the run is pending or running, the run is complete (every chunk done)
+    or failed (some chunk failed for good)."""
     run = PredictionRun.objects.select_for_update().get(pk=run_id)
-    if run.status == PredictionRun.Status.COMPLETE:
+    if run.status != PredictionRun.Status.RUNNING:
         return
-    if not PredictionChunk.objects.filter(run_id=run_id).exclude(status=PredictionChunk.Status.DONE).exists():
-        run.status, run.finished_at = PredictionRun.Status.COMPLETE, timezone.now()
-        run.save(update_fields=["status", "finished_at"])
-        version = run.model_version
-        ModelVersion.objects.filter(pk=version.pk).update(predictions_complete=_all_runs_complete(version))
+    chunks = PredictionChunk.objects.filter(run_id=run_id)
+    if chunks.filter(status__in=[PredictionChunk.Status.PENDING, PredictionChunk.Status.RUNNING]).exists():
+        return
+    failed = chunks.filter(status=PredictionChunk.Status.FAILED).exists()
+    run.status = PredictionRun.Status.FAILED if failed else PredictionRun.Status.COMPLETE
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    version = run.model_version
+    ModelVersion.objects.filter(pk=version.pk).update(predictions_complete=_all_runs_complete(version))
 
 
 def predictions_reconcile() -> int:
     """Re-enqueues chunks whose message was lost or whose worker died; returns how many."""
     now = timezone.now()
     lost_after = timedelta(seconds=_settings("GALAXYLAB_PREDICTION_LOST_SECONDS", 60))
+    # A chunk whose worker died on every try (out of memory, say) is failed for good.
+    max_attempts = _settings("GALAXYLAB_PREDICTION_MAX_ATTEMPTS", 3)
+    for chunk in PredictionChunk.objects.filter(
+        status=PredictionChunk.Status.RUNNING, lease_expires_at__lt=now, attempts__gte=max_attempts
+    ):
+        _chunk_failed(chunk, "its worker was lost (killed, or out of memory)")
     stale = list(
         PredictionChunk.objects.filter(
             Q(status=PredictionChunk.Status.PENDING, enqueued_at__lt=now - lost_after)
@@ -218,6 +277,6 @@ def new_subjects_predict(*, survey: Survey) -> list[PredictionRun]:
         if check_survey_facts(version=version, survey=survey):
             continue
         run = prediction_run_start(version=version, survey=survey, only_missing=True)
-        if run.n_subjects:
+        if run is not None:
             runs.append(run)
     return runs

@@ -21,7 +21,7 @@
     field("log").textContent = data.log + (data.error ? "\n" + data.error : "");
     const v = data.model_version;
     field("version").textContent = v ? v.name + (v.is_promoted ? " (promoted)" : "") + " · " + v.primary_metric + " " + (v.primary_value == null ? "" : v.primary_value.toFixed(4)) : "";
-    field("predictions").textContent = v ? "· predictions " + v.predictions.chunks_done + "/" + v.predictions.chunks + " chunks" + (v.predictions.complete ? " (complete)" : "") : "";
+    field("predictions").textContent = v ? "· predictions " + v.predictions.chunks_done + "/" + v.predictions.chunks + " chunks" + (v.predictions.chunks_failed ? ", " + v.predictions.chunks_failed + " failed" : "") + (v.predictions.complete ? " (complete)" : "") : "";
     const finished = ["succeeded", "failed", "cancelled"].includes(data.status);
     if (!finished || (v && !v.predictions.complete && data.status === "succeeded")) setTimeout(poll, 2000);
   }

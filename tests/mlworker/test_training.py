@@ -88,6 +88,67 @@ def test_chunks_are_idempotent_and_the_reconciler_finds_lost_ones(voted_survey, 
     assert version.predictions_complete and Prediction.objects.filter(model_version=version).count() == 40
 
 
+def test_new_subjects_are_predicted_once(voted_survey):
+    """After an ingest, only subjects with no prediction that no unfinished run covers get a new run."""
+    run = training_start(task="morphology", variant="candels", trigger=TrainingRun.Trigger.CLI, config=TINY)
+    training_execute(run_id=run.pk)
+    version = ModelVersion.objects.get()
+    assert P.new_subjects_predict(survey=voted_survey) == [] and PredictionRun.objects.count() == 1
+    first, second, failed = PredictionChunk.objects.order_by("index")
+    PredictionChunk.objects.filter(pk=failed.pk).update(status=PredictionChunk.Status.FAILED)
+    P.prediction_chunk_execute(chunk_id=first.pk)
+    P.prediction_chunk_execute(chunk_id=second.pk)
+    (again,) = P.new_subjects_predict(survey=voted_survey)
+    assert again.n_subjects == len(failed.subject_ids) == 10
+    assert again.chunks.get().subject_ids == sorted(failed.subject_ids)
+    run_chunks()
+    assert P.new_subjects_predict(survey=voted_survey) == [] and PredictionRun.objects.count() == 2
+    assert Prediction.objects.filter(model_version=version).count() == 40
+
+
+def test_a_chunk_that_keeps_failing_is_given_up_and_its_subjects_predicted_later(voted_survey, monkeypatch, settings):
+    settings.GALAXYLAB_PREDICTION_MAX_ATTEMPTS = 2
+    run = training_start(task="morphology", variant="candels", trigger=TrainingRun.Trigger.CLI, config=TINY)
+    training_execute(run_id=run.pk)
+    version = ModelVersion.objects.get()
+    first, second, poisoned = PredictionChunk.objects.order_by("index")
+    spec = P.task_spec("morphology")
+    real_predict = spec.predict
+
+    def predict(version, loaded, ids, device):
+        if set(ids) & set(poisoned.subject_ids):
+            raise OSError("cutout pack unreadable")
+        return real_predict(version, loaded, ids, device)
+
+    monkeypatch.setattr(type(spec), "predict", staticmethod(predict))
+    P.prediction_chunk_execute(chunk_id=first.pk)
+    P.prediction_chunk_execute(chunk_id=second.pk)
+    with pytest.raises(OSError):
+        P.prediction_chunk_execute(chunk_id=poisoned.pk)
+    poisoned.refresh_from_db()
+    assert poisoned.status == "pending" and "attempt 1: OSError: cutout pack unreadable" in poisoned.error
+    with pytest.raises(OSError):
+        P.prediction_chunk_execute(chunk_id=poisoned.pk)
+    poisoned.refresh_from_db()
+    version.refresh_from_db()
+    assert poisoned.status == "failed" and poisoned.attempts == 2
+    assert PredictionRun.objects.get().status == "failed" and not version.predictions_complete
+    # A chunk whose worker died on its last allowed try is given up by the reconciler.
+    PredictionChunk.objects.filter(pk=second.pk).update(
+        status="running", attempts=2, lease_expires_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
+    monkeypatch.setattr(P, "_send_chunks", lambda ids: None)
+    assert P.predictions_reconcile() == 0
+    assert PredictionChunk.objects.get(pk=second.pk).status == "failed"
+    # Once the cause is fixed, the missing subjects are predicted and the version is complete.
+    monkeypatch.setattr(type(spec), "predict", staticmethod(real_predict))
+    (retry,) = P.new_subjects_predict(survey=voted_survey)
+    assert retry.n_subjects == len(poisoned.subject_ids)  # the second chunk's predictions were written before
+    run_chunks()
+    version.refresh_from_db()
+    assert version.predictions_complete and version.predictions.count() == 40
+
+
 def test_other_survey_facts_need_an_override(voted_survey, mock_galaxies, tmp_path):
     run = training_start(task="morphology", variant="candels", trigger=TrainingRun.Trigger.CLI, config=TINY)
     training_execute(run_id=run.pk)

@@ -55,14 +55,20 @@ class Command(BaseCommand):
             return
         progress = TqdmProgress(enabled=opts["verbosity"] > 0, unit="chunk")
         progress.stage("prediction chunks", n_chunks)
+        chunks = PredictionChunk.objects.filter(run__in=runs)
+        finished = [PredictionChunk.Status.DONE, PredictionChunk.Status.FAILED]
         done = 0
         try:
             while done < n_chunks:
-                now = PredictionChunk.objects.filter(run__in=runs, status=PredictionChunk.Status.DONE).count()
+                now = chunks.filter(status__in=finished).count()
                 progress.advance(now - done)
                 done = now
                 time.sleep(0.5)
         finally:
             progress.close()
-        version.refresh_from_db()
+        failed = list(chunks.filter(status=PredictionChunk.Status.FAILED))
+        if failed:
+            raise CommandError(
+                f"{version}: {len(failed)} of {n_chunks} chunks failed for good, e.g. chunk {failed[0].pk}: {failed[0].error}"
+            )
         self.stdout.write(self.style.SUCCESS(f"{version}: predictions complete"))
