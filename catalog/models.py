@@ -463,6 +463,11 @@ class ModelVersion(models.Model):
         default=dict, blank=True, help_text="Training range of input statistics (OOD check)."
     )
     weights = models.FileField(max_length=255, blank=True, help_text="Checkpoint (torch.save of a dict).")
+    evaluation = models.FileField(
+        max_length=255,
+        blank=True,
+        help_text="Held-out arrays (npz): human counts and fractions, the model's and the baselines' predictions.",
+    )
     device = models.CharField(max_length=32, blank=True, help_text="Where it was trained (cpu, cuda).")
     predictions_complete = models.BooleanField(default=False, help_text="Every prediction chunk is in.")
     created_at = models.DateTimeField(db_default=Now(), editable=False)

@@ -63,8 +63,14 @@ def survey_detail(request, name: str):
 @require_GET
 def galaxy_detail(request, pk: int):
     galaxy = get_object_or_404(Galaxy.objects.select_related("survey"), pk=pk)
+    from mlworker.comparison import galaxy_comparison
+
     cutouts = galaxy.cutouts.select_related("band").order_by("band__name")
-    return render(request, "catalog/galaxy_detail.html", {"galaxy": galaxy, "cutouts": cutouts})
+    return render(
+        request,
+        "catalog/galaxy_detail.html",
+        {"galaxy": galaxy, "cutouts": cutouts, "classifications": galaxy_comparison(galaxy_id=galaxy.pk)},
+    )
 
 
 @require_GET

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from catalog.errors import ApplicationError, Conflict, Forbidden, NotFound
@@ -722,3 +722,20 @@ def classifier_weights_compute(*, scheme_version: SchemeVersion) -> WeightingRep
     return WeightingReport(
         classifiers=len(classifiers), galaxies=len(galaxies), down_weighted=int((result.weights < 1).sum())
     )
+
+
+def active_scores_set(*, scheme_slug: str, prediction_version_id: int, galaxy_ids: list[int] | None = None) -> int:
+    """The "active" selection strategy's score of every subject of the scheme's projects: the
+    promoted morphology model's uncertainty on it (galaxies it has not scored keep theirs)."""
+    from catalog.models import Prediction
+
+    uncertainty = Prediction.objects.filter(
+        model_version_id=prediction_version_id, galaxy_id=OuterRef("galaxy_id")
+    ).values("uncertainty")[:1]
+    subjects = ProjectSubject.objects.filter(project__scheme_version__scheme__slug=scheme_slug)
+    if galaxy_ids is not None:
+        subjects = subjects.filter(galaxy_id__in=galaxy_ids)
+    subjects = subjects.filter(
+        Exists(Prediction.objects.filter(model_version_id=prediction_version_id, galaxy_id=OuterRef("galaxy_id")))
+    )
+    return subjects.update(active_score=Subquery(uncertainty))

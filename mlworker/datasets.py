@@ -8,12 +8,12 @@ import numpy as np
 from django.db.models import Count
 
 from catalog.errors import ApplicationError
-from catalog.models import Band, DatasetExport, ModelTask
+from catalog.models import Band, DatasetExport, Galaxy, ModelTask
 from catalog.selectors import cutout_arrays
 from catalog.services.files import pack_root
 from labeling.models import AnswerCount, GalaxyVoteTotal, Scheme
 from labeling.services import version_spec
-from mlworker.ml.morphology import MorphologyData
+from mlworker.ml.morphology import MorphologyData, Question
 
 TEST_FRACTION_MODULUS = 5  # galaxy id % 5 == 0: the held-out split, fixed for a galaxy forever
 
@@ -28,15 +28,21 @@ def _sha256(path: Path) -> str:
 
 def morphology_dataset_export(*, variant: str, image_size: int = 64) -> tuple[DatasetExport, Band]:
     """Every galaxy with counted votes under the scheme's current version: its cutout in the
-    survey's detection band and the vote counts of the scheme's first question."""
+    survey's detection band, its magnitude, and the vote counts of every question of the
+    scheme (the first question, e.g. the CANDELS main class, first)."""
     scheme = Scheme.objects.filter(slug=variant).first()
     if scheme is None:
         raise ApplicationError(f"no scheme {variant!r} to train a morphology model on")
     version = scheme.current_version
     spec = version_spec(version.pk)
-    first = spec.first_question
-    answers = list(first.answers)  # in question order
-    keys = [spec.answer_key[a] for a in answers]
+    ordered = sorted(spec.questions.values(), key=lambda q: q.position)
+    answer_ids, keys, questions = [], [], []
+    for q in ordered:
+        ids = list(q.answers)  # in the question's answer order
+        kind = "multiple" if q.kind == "multiple" else "single"  # a grid is one choice among its cells
+        questions.append(Question(q.key, kind, len(answer_ids), len(answer_ids) + len(ids)))
+        answer_ids += ids
+        keys += [spec.answer_key[a] for a in ids]
     totals = dict(
         GalaxyVoteTotal.objects.filter(scheme_version=version, n_votes__gt=0).values_list("galaxy_id", "n_votes")
     )
@@ -56,17 +62,39 @@ def morphology_dataset_export(*, variant: str, image_size: int = 64) -> tuple[Da
         images.append(pixels)
     galaxy_ids = np.concatenate(galaxy_ids)
     images = np.concatenate(images)
-    counts = np.zeros((len(galaxy_ids), len(answers)), dtype=np.int32)
     index = {g: i for i, g in enumerate(galaxy_ids.tolist())}
-    column = {a: j for j, a in enumerate(answers)}
-    for galaxy_id, answer_id, count in AnswerCount.objects.filter(
-        scheme_version=version, answer_id__in=answers, galaxy_id__in=list(index)
-    ).values_list("galaxy_id", "answer_id", "count"):
-        counts[index[galaxy_id], column[answer_id]] = count
+    column = {a: j for j, a in enumerate(answer_ids)}
+    counts = np.zeros((len(galaxy_ids), len(answer_ids)), dtype=np.int32)
+    fractions = np.zeros(counts.shape, dtype=np.float64)
+    for galaxy_id, answer_id, count, fraction in AnswerCount.objects.filter(
+        scheme_version=version, galaxy_id__in=list(index)
+    ).values_list("galaxy_id", "answer_id", "count", "fraction"):
+        if answer_id in column:
+            counts[index[galaxy_id], column[answer_id]] = count
+            fractions[index[galaxy_id], column[answer_id]] = fraction
     n_votes = np.array([totals[g] for g in galaxy_ids.tolist()], dtype=np.int32)
+    trials = np.zeros((len(galaxy_ids), len(questions)), dtype=np.int32)
+    for j, q in enumerate(questions):
+        c = counts[:, q.start : q.stop]
+        if spec.kind != "tree":
+            trials[:, j] = n_votes  # every vote answers every question of a flat scheme
+        elif q.kind == "single":
+            trials[:, j] = c.sum(axis=1)  # the votes that reached the question
+        else:  # a multiple-choice question inside a tree: votes that reached it, from a fraction
+            f = fractions[:, q.start : q.stop]
+            trials[:, j] = np.round(np.max(np.divide(c, f, out=np.zeros(c.shape), where=f > 0), axis=1))
+    mags = dict(Galaxy.objects.filter(pk__in=list(index)).values_list("pk", "mag"))
     is_test = galaxy_ids % TEST_FRACTION_MODULUS == 0
     data = MorphologyData(
-        images=images, counts=counts, n_votes=n_votes, galaxy_ids=galaxy_ids, is_test=is_test, answers=keys
+        images=images,
+        counts=counts,
+        trials=trials,
+        n_votes=n_votes,
+        galaxy_ids=galaxy_ids,
+        is_test=is_test,
+        answers=keys,
+        questions=questions,
+        mags=np.array([np.nan if mags[g] is None else mags[g] for g in galaxy_ids.tolist()], dtype=float),
     )
     relative = f"datasets/morphology/{variant}/{uuid.uuid4().hex}.npz"
     path = pack_root() / relative
@@ -81,7 +109,7 @@ def morphology_dataset_export(*, variant: str, image_size: int = 64) -> tuple[Da
         checksum=_sha256(path),
         description={
             "scheme_version": str(version),
-            "question": first.key,
+            "questions": [q.key for q in questions],
             "answers": keys,
             "band": band.name,
             "split": f"galaxy id % {TEST_FRACTION_MODULUS} == 0 held out",

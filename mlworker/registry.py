@@ -56,34 +56,51 @@ class MorphologyTask:
             ids = ids.exclude(galaxy_id__in=version.predictions.values("galaxy_id"))
         return sorted(ids)
 
+    def after_write(self, version: ModelVersion, subject_ids: list[int] | None = None) -> None:
+        """The promoted model's uncertainties feed the voting queue's "active" strategy."""
+        from labeling.services import active_scores_set
+
+        if version.is_promoted:
+            active_scores_set(scheme_slug=version.variant, prediction_version_id=version.pk, galaxy_ids=subject_ids)
+
     def survey_band(self, version: ModelVersion, survey: Survey) -> Band | None:
         return Band.objects.filter(survey=survey, name=version.band).first()
 
-    def load(self, version: ModelVersion, device):
+    def checkpoint(self, version: ModelVersion, device="cpu") -> dict:
         import torch
 
+        with version.weights.open("rb") as fh:
+            return torch.load(fh, map_location=device, weights_only=True)
+
+    def load(self, version: ModelVersion, device):
         from mlworker.ml.morphology import load_model
 
-        with version.weights.open("rb") as fh:
-            checkpoint = torch.load(fh, map_location=device, weights_only=True)
+        checkpoint = self.checkpoint(version, device)
         return checkpoint, load_model(checkpoint, device)
 
     def predict(self, version: ModelVersion, loaded, subject_ids: list[int], device) -> list[PredictionRow]:
+        """Values: {"fractions": {answer: f}, "sigma": {answer: s}}; the row's uncertainty is
+        the mean sigma over the main question's answers."""
         from catalog.selectors import cutout_arrays
-        from mlworker.ml.morphology import out_of_distribution, predict
+        from mlworker.ml.morphology import main_uncertainty, out_of_distribution, predict
 
         checkpoint, model = loaded
+        tta = bool(checkpoint["config"].get("tta", False))
         rows = []
         survey_ids = sorted(set(Galaxy.objects.filter(pk__in=subject_ids).values_list("survey_id", flat=True)))
         for band in Band.objects.filter(survey_id__in=survey_ids, name=version.band):
             found, images = cutout_arrays(galaxy_ids=subject_ids, band=band, size=checkpoint["config"]["image_size"])
             if not len(found):
                 continue
-            fractions, uncertainty = predict(checkpoint, images, device=device, model=model)
+            fractions, sigma = predict(checkpoint, images, device=device, model=model, tta=tta)
+            uncertainty = main_uncertainty(checkpoint, sigma)
             ood = out_of_distribution(images, version.input_ranges)
             answers = checkpoint["answers"]
             for i, galaxy_id in enumerate(found.tolist()):
-                values = {a: round(float(v), 6) for a, v in zip(answers, fractions[i], strict=True)}
+                values = {
+                    "fractions": {a: round(float(v), 4) for a, v in zip(answers, fractions[i], strict=True)},
+                    "sigma": {a: round(float(v), 4) for a, v in zip(answers, sigma[i], strict=True)},
+                }
                 rows.append(PredictionRow(galaxy_id, values, float(uncertainty[i]), bool(ood[i])))
         return rows
 

@@ -10,4 +10,6 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run"),
     path("runs/<int:pk>.json", views.run_progress, name="run-progress"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
+    path("compare/morphology/<slug:variant>/", views.morphology_compare, name="compare"),
+    path("versions/<int:pk>/<slug:kind>.png", views.morphology_plot, name="plot"),
 ]

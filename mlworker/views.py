@@ -119,3 +119,75 @@ def run_cancel(request, pk: int):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("mlworker:run", pk=pk)
+
+
+# ---- model against humans -------------------------------------------------------------------
+def _version_from(request, variant: str) -> ModelVersion:
+    from mlworker.comparison import morphology_version
+
+    number = request.GET.get("version", "")
+    if number and not number.isdigit():
+        raise ApplicationError(f"version must be a version number, got {number!r}")
+    return morphology_version(variant=variant, number=int(number) if number else None)
+
+
+@require_GET
+def morphology_compare(request, variant: str):
+    """How a morphology version (the promoted one, or ?version=N) compares with the humans on
+    held-out galaxies: table with intervals, plots, confusion matrix, largest disagreements."""
+    from mlworker import comparison
+
+    try:
+        version = _version_from(request, variant)
+        report = comparison.comparison(version)
+    except ApplicationError as exc:
+        return render(request, "catalog/error.html", {"message": exc.message}, status=404)
+    held_out = request.GET.get("held_out") == "1"
+    versions = ModelVersion.objects.filter(task=ModelTask.MORPHOLOGY, variant=variant).order_by("-number")
+    from labeling.models import Project
+
+    project = Project.objects.filter(scheme_version__scheme__slug=variant, is_active=True).order_by("pk").first()
+    return render(
+        request,
+        "mlworker/compare.html",
+        {
+            "version": version,
+            "versions": versions,
+            "report": report,
+            "rows": comparison.comparison_rows(report),
+            "confusions": [
+                {
+                    "label": comparison.BASELINE_LABELS.get(name, name),
+                    "classes": by["confusion"]["classes"],
+                    "rows": list(zip(by["confusion"]["classes"], by["confusion"]["matrix"], strict=True)),
+                    "agreement": by["confusion"]["agreement"],
+                }
+                for name, by in report["by"].items()
+            ],
+            "disagreements": comparison.disagreements(version=version, limit=50, held_out_only=held_out),
+            "held_out": held_out,
+            "project": project,
+        },
+    )
+
+
+@require_GET
+def morphology_plot(request, pk: int, kind: str):
+    from django.http import Http404, HttpResponse
+
+    from mlworker import comparison
+
+    version = get_object_or_404(ModelVersion, pk=pk, task=ModelTask.MORPHOLOGY)
+    plots = {
+        "predicted-vs-human": comparison.plot_predicted_vs_human,
+        "bias-vs-magnitude": comparison.plot_bias_vs_magnitude,
+    }
+    if kind not in plots:
+        raise Http404(f"no plot {kind!r}")
+    try:
+        body = plots[kind](version)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from None
+    response = HttpResponse(body, content_type="image/png")
+    response["Cache-Control"] = "public, max-age=86400"  # a version's held-out plots never change
+    return response

@@ -1,17 +1,30 @@
 """Morphology: a CNN that reproduces the experts' vote fractions from cutouts (no Django).
 
-Targets are vote COUNTS: for each answer k of a galaxy, c_k of n classifiers chose it. The
-network predicts a mean fraction p_k and a concentration kappa_k, and is trained with the
-beta-binomial likelihood of the counts, so galaxies with few votes weigh less and the
-predictive uncertainty sqrt(p (1 - p) / (1 + kappa)) comes with every prediction.
+Targets are vote COUNTS, question by question, with the output size taken from the scheme:
+
+- a multiple-choice question (the CANDELS main class, structure flags): answer k was chosen
+  by c_k of the n classifiers who saw the question; the network predicts a fraction p_k and a
+  concentration kappa_k per answer and the loss is the beta-binomial likelihood of c_k;
+- a single-choice question (the CANDELS interaction class, every Galaxy Zoo question): the
+  counts of its answers follow a Dirichlet-multinomial with mean softmax(logits) and one
+  concentration, n = the votes that reached the question (Zoobot's loss); a question nobody
+  reached adds nothing.
+
+So galaxies with few votes weigh less, and every prediction comes with a predictive
+uncertainty: the standard deviation of the fraction a fresh crowd of n classifiers would give,
+sqrt(p (1 - p) / n * (n + kappa) / (1 + kappa)), n being the typical votes per galaxy.
+Test-time augmentation averages the 8 rotations and flips (the spread across views adds to
+the variance).
 """
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mlworker.ml.device import autocast, pick_device
@@ -20,37 +33,82 @@ from mlworker.ml.device import autocast, pick_device
 @dataclass
 class MorphologyConfig:
     image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64)
-    hidden: int = 64
-    epochs: int = 8
+    channels: tuple[int, ...] = (24, 48, 64, 96)
+    hidden: int = 96
+    epochs: int = 40
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     augment: bool = True
+    max_shift_px: float = 2.0
+    max_zoom: float = 0.08  # zoom factor in exp(+-max_zoom)
+    max_extra_noise: float = 0.3  # extra Gaussian noise, in units of the image's own noise
+    tta: bool = False  # predict with the 8 rotations/flips by default
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    kind: str  # "single" (one answer per vote) or "multiple" (any number per vote)
+    start: int  # answers[start:stop] belong to it
+    stop: int
 
 
 @dataclass
 class MorphologyData:
-    """A packed dataset export: images (n, H, W) float32, counts (n, k), n_votes (n,)."""
+    """A packed dataset export.
+
+    images (n, H, W) float32; counts (n, K) votes per answer; trials (n, Q) votes that reached
+    each question; n_votes (n,) votes per galaxy; mags (n,) AB magnitude (NaN if unknown);
+    answers: the K "question:answer" keys, grouped by question in ``questions``.
+    """
 
     images: np.ndarray
     counts: np.ndarray
+    trials: np.ndarray
     n_votes: np.ndarray
     galaxy_ids: np.ndarray
     is_test: np.ndarray
     answers: list[str]
+    questions: list[Question]
+    mags: np.ndarray
+
+    @classmethod
+    def single_question(cls, images, counts, n_votes, galaxy_ids, is_test, answers, kind="multiple", mags=None):
+        """A dataset of one question whose every answer was offered to every classifier."""
+        n_votes = np.asarray(n_votes)
+        return cls(
+            images=images,
+            counts=np.asarray(counts),
+            trials=n_votes[:, None].copy(),
+            n_votes=n_votes,
+            galaxy_ids=np.asarray(galaxy_ids),
+            is_test=np.asarray(is_test),
+            answers=list(answers),
+            questions=[Question(answers[0].split(":")[0], kind, 0, len(answers))],
+            mags=np.full(len(n_votes), np.nan) if mags is None else np.asarray(mags, dtype=float),
+        )
 
     @classmethod
     def load(cls, path) -> "MorphologyData":
         with np.load(path, allow_pickle=False) as f:
+            starts = f["question_starts"]
             return cls(
                 images=f["images"],
                 counts=f["counts"],
+                trials=f["trials"],
                 n_votes=f["n_votes"],
                 galaxy_ids=f["galaxy_ids"],
                 is_test=f["is_test"],
                 answers=[str(a) for a in f["answers"]],
+                questions=[
+                    Question(str(k), str(kind), int(a), int(b))
+                    for k, kind, a, b in zip(
+                        f["question_keys"], f["question_kinds"], starts[:-1], starts[1:], strict=True
+                    )
+                ],
+                mags=f["mags"],
             )
 
     def save(self, path) -> None:
@@ -58,11 +116,29 @@ class MorphologyData:
             path,
             images=self.images,
             counts=self.counts,
+            trials=self.trials,
             n_votes=self.n_votes,
             galaxy_ids=self.galaxy_ids,
             is_test=self.is_test,
             answers=np.asarray(self.answers),
+            question_keys=np.asarray([q.key for q in self.questions]),
+            question_kinds=np.asarray([q.kind for q in self.questions]),
+            question_starts=np.asarray([q.start for q in self.questions] + [self.questions[-1].stop]),
+            mags=self.mags,
         )
+
+    def human_fractions(self) -> np.ndarray:
+        """(n, K): votes for an answer / votes that reached its question (0 where none did)."""
+        trials = np.zeros(self.counts.shape, dtype=float)
+        for j, q in enumerate(self.questions):
+            trials[:, q.start : q.stop] = self.trials[:, j : j + 1]
+        return np.divide(self.counts, trials, out=np.zeros(trials.shape), where=trials > 0)
+
+    def answer_trials(self) -> np.ndarray:
+        out = np.zeros(self.counts.shape, dtype=float)
+        for j, q in enumerate(self.questions):
+            out[:, q.start : q.stop] = self.trials[:, j : j + 1]
+        return out
 
 
 @dataclass
@@ -72,26 +148,40 @@ class TrainResult:
     input_ranges: dict
     device: str
     history: list[dict] = field(default_factory=list)
+    evaluation: dict = field(default_factory=dict)  # held-out arrays (see evaluation_arrays)
+
+
+# ---- preprocessing -----------------------------------------------------------------------
+def _background_and_noise(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: background (median of the border pixels) and noise (1.4826 MAD of them)."""
+    background = np.median(flat, axis=1)
+    sigma = 1.4826 * np.median(np.abs(flat - background[:, None]), axis=1)
+    return background, np.where(sigma > 0, sigma, 1.0)
+
+
+def _border(images: np.ndarray, width: int = 6) -> np.ndarray:
+    """Pixels within ``width`` of the edge: sky, away from the galaxy at the centre."""
+    n, h, w = images.shape
+    mask = np.zeros((h, w), dtype=bool)
+    mask[:width], mask[-width:], mask[:, :width], mask[:, -width:] = True, True, True, True
+    return images[:, mask]
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
-    """Robust per-image normalisation: background-subtract (median), scale by the noise
-    (1.4826 MAD), then asinh to compress bright cores. NaNs become background."""
+    """Robust per-image normalisation: subtract the sky (median of the border), divide by its
+    noise (1.4826 MAD), then asinh(x / 3) to compress bright cores. NaNs become sky."""
     images = np.nan_to_num(np.asarray(images, dtype=np.float32))
-    flat = images.reshape(len(images), -1)
-    background = np.median(flat, axis=1)
-    sigma = 1.4826 * np.median(np.abs(flat - background[:, None]), axis=1)
-    sigma = np.where(sigma > 0, sigma, 1.0)
-    scaled = (images - background[:, None, None]) / sigma[:, None, None]
+    background, sigma = _background_and_noise(_border(images))
+    scaled = (images - background[:, None, None].astype(np.float32)) / sigma[:, None, None].astype(np.float32)
     return np.arcsinh(scaled / 3.0).astype(np.float32)
 
 
 def input_statistics(images: np.ndarray) -> np.ndarray:
-    """(n, 3): log10 noise level, log10 total flux above background, peak S/N."""
+    """(n, 3): log10 noise level, log10 total flux above the sky, peak S/N."""
     images = np.nan_to_num(np.asarray(images, dtype=np.float32))
+    background, sigma = _background_and_noise(_border(images))
     flat = images.reshape(len(images), -1)
-    background = np.median(flat, axis=1)
-    sigma = np.maximum(1.4826 * np.median(np.abs(flat - background[:, None]), axis=1), 1e-12)
+    sigma = np.maximum(sigma, 1e-12)
     flux = np.clip((flat - background[:, None]).sum(axis=1), 1e-12, None)
     peak = (flat.max(axis=1) - background) / sigma
     return np.stack([np.log10(sigma), np.log10(flux), peak], axis=1)
@@ -119,70 +209,152 @@ def out_of_distribution(images: np.ndarray, ranges: dict) -> np.ndarray:
     return outside
 
 
-class MorphologyCNN(nn.Module):
-    """conv stack -> global pool -> dense -> (fraction logits, log concentration) per answer."""
+# ---- the network -------------------------------------------------------------------------
+APERTURE_RADII_PX = (1.5, 3.0, 5.0, 8.0, 12.0, 18.0, 26.0)
 
-    def __init__(self, n_answers: int, channels: tuple[int, ...] = (16, 32, 64), hidden: int = 64):
+
+class MorphologyCNN(nn.Module):
+    """Two branches into one head:
+
+    - conv blocks (conv-BN-ReLU, 2x2 max pool) -> [global mean, global max];
+    - aperture photometry: the light (in units of the sky noise) within circles of
+      APERTURE_RADII_PX around the stamp centre, as S/N in each aperture. Faint galaxies'
+      classifications hinge on their S/N and size, which a small CNN trained on a few
+      thousand galaxies measures poorly; these sums give them exactly (and rotate with nothing).
+
+    -> dense -> (logit, log concentration) per answer.
+    """
+
+    def __init__(
+        self, n_answers: int, channels: tuple[int, ...] = (24, 48, 64, 96), hidden: int = 96, image_size: int = 64
+    ):
         super().__init__()
         layers, c_in = [], 1
-        for c in channels:
-            layers += [
-                nn.Conv2d(c_in, c, 3, padding=1),
-                nn.BatchNorm2d(c),
-                nn.ReLU(),
-                nn.Conv2d(c, c, 3, padding=1),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
+        for i, c in enumerate(channels):
+            k = 5 if i == 0 else 3
+            layers += [nn.Conv2d(c_in, c, k, padding=k // 2, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            if i < len(channels) - 1:
+                layers.append(nn.MaxPool2d(2))
             c_in = c
-        self.features = nn.Sequential(*layers)  # (B, 1, H, W) -> (B, C, H/8, W/8)
+        self.features = nn.Sequential(*layers)
+        yy, xx = torch.meshgrid(torch.arange(image_size), torch.arange(image_size), indexing="ij")
+        r = torch.sqrt((yy - (image_size - 1) / 2) ** 2 + (xx - (image_size - 1) / 2) ** 2)
+        masks = torch.stack([(r <= radius).float() for radius in APERTURE_RADII_PX])  # (A, H, W)
+        self.register_buffer(
+            "apertures", masks.flatten(1) / masks.flatten(1).sum(dim=1, keepdim=True).sqrt(), persistent=False
+        )
+        n_ap = len(APERTURE_RADII_PX)
+        self.photometry = nn.Sequential(nn.Linear(n_ap, 32), nn.ReLU(inplace=True))
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 2 * n_answers)
+            nn.Linear(2 * c_in + 32, hidden), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(hidden, 2 * n_answers)
         )
         self.n_answers = n_answers
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.features(x).mean(dim=(2, 3))  # (B, C)
-        out = self.head(z)  # (B, 2K)
+        z = self.features(x)
+        z = torch.cat([z.mean(dim=(2, 3)), z.amax(dim=(2, 3))], dim=1)
+        linear = torch.sinh(x.float()) * 3  # back to units of the sky noise
+        snr = linear.flatten(1) @ self.apertures.T  # (B, A): S/N within each aperture
+        out = self.head(torch.cat([z, self.photometry(torch.asinh(snr / 3))], dim=1))
         logits, log_kappa = out[:, : self.n_answers], out[:, self.n_answers :]
         return logits, log_kappa.clamp(-3, 8)
 
 
-def beta_binomial_nll(
-    logits: torch.Tensor, log_kappa: torch.Tensor, counts: torch.Tensor, n: torch.Tensor
+def fractions_from_logits(logits: torch.Tensor, questions: list[Question]) -> torch.Tensor:
+    """Sigmoid per answer of a multiple-choice question, softmax over a single-choice one's."""
+    parts = []
+    for q in questions:
+        part = logits[:, q.start : q.stop]
+        parts.append(torch.softmax(part, dim=1) if q.kind == "single" else torch.sigmoid(part))
+    return torch.cat(parts, dim=1)
+
+
+def concentrations(log_kappa: torch.Tensor, questions: list[Question]) -> torch.Tensor:
+    """Per answer; a single-choice question shares one (the mean of its answers' outputs)."""
+    parts = []
+    for q in questions:
+        part = log_kappa[:, q.start : q.stop]
+        if q.kind == "single":
+            part = part.mean(dim=1, keepdim=True).expand_as(part)
+        parts.append(part)
+    return torch.exp(torch.cat(parts, dim=1))
+
+
+def counts_nll(
+    logits: torch.Tensor, log_kappa: torch.Tensor, counts: torch.Tensor, trials: torch.Tensor, questions: list[Question]
 ) -> torch.Tensor:
-    """Mean over galaxies of the summed (over answers) beta-binomial negative log likelihood."""
-    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
-    kappa = torch.exp(log_kappa)
-    a, b = p * kappa, (1 - p) * kappa
-    n = n[:, None].expand_as(counts)
-    log_like = (
-        torch.lgamma(n + 1)
-        - torch.lgamma(counts + 1)
-        - torch.lgamma(n - counts + 1)
-        + torch.lgamma(counts + a)
-        + torch.lgamma(n - counts + b)
-        - torch.lgamma(n + a + b)
-        + torch.lgamma(a + b)
-        - torch.lgamma(a)
-        - torch.lgamma(b)
-    )
-    return -(log_like.sum(dim=1)).mean()
+    """Mean over galaxies of the negative log likelihood of their vote counts, summed over
+    questions: beta-binomial per answer (multiple choice), Dirichlet-multinomial per question
+    (single choice). Constant terms in the counts are dropped."""
+    p = fractions_from_logits(logits, questions).clamp(1e-4, 1 - 1e-4)
+    kappa = concentrations(log_kappa, questions)
+    total = torch.zeros(len(counts), device=counts.device)
+    for j, q in enumerate(questions):
+        c = counts[:, q.start : q.stop]
+        n = trials[:, j : j + 1]
+        a = p[:, q.start : q.stop] * kappa[:, q.start : q.stop]
+        if q.kind == "single":
+            a0 = a.sum(dim=1, keepdim=True)
+            log_like = (torch.lgamma(a0) - torch.lgamma(n + a0)).squeeze(1) + (
+                torch.lgamma(c + a) - torch.lgamma(a)
+            ).sum(dim=1)
+        else:
+            k = kappa[:, q.start : q.stop]
+            b = k - a
+            log_like = (
+                torch.lgamma(c + a) + torch.lgamma(n - c + b) - torch.lgamma(n + k) + torch.lgamma(k)
+                - torch.lgamma(a) - torch.lgamma(b)
+            ).sum(dim=1)  # fmt: skip
+        total = total - log_like
+    return total.mean()
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random rotation by multiples of 90 degrees, flips and small shifts (whole batch)."""
-    k = int(torch.randint(0, 4, (1,), generator=generator))
-    x = torch.rot90(x, k, dims=(2, 3))
-    if torch.rand(1, generator=generator) < 0.5:
-        x = torch.flip(x, dims=(3,))
-    dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=generator))
-    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+def beta_binomial_nll(logits, log_kappa, counts, n) -> torch.Tensor:
+    """The multiple-choice case alone: every answer offered to all n classifiers."""
+    questions = [Question("q", "multiple", 0, logits.shape[1])]
+    return counts_nll(logits, log_kappa, counts, n[:, None], questions)
 
 
-def fraction_metrics(pred: np.ndarray, counts: np.ndarray, n_votes: np.ndarray, answers: list[str]) -> dict:
-    """Per answer: bias (mean model - human), scatter (std of the difference) and RMSE."""
-    human = counts / np.maximum(n_votes, 1)[:, None]
+# ---- augmentation ------------------------------------------------------------------------
+def augment(x: torch.Tensor, generator: torch.Generator, cfg: MorphologyConfig) -> torch.Tensor:
+    """Per image: a random one of the 8 rotations/flips (exact), then a small zoom and
+    sub-pixel shift (bilinear), then extra noise. ``x`` is normalised (asinh(image/3 sigma))."""
+    n = len(x)
+    k = torch.randint(0, 4, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    out = torch.empty_like(x)
+    for kk in range(4):
+        for ff in (False, True):
+            sel = (k == kk) & (flip == ff)
+            if sel.any():
+                view = torch.rot90(x[sel], kk, dims=(2, 3))
+                out[sel] = torch.flip(view, dims=(3,)) if ff else view
+    if cfg.max_zoom > 0 or cfg.max_shift_px > 0:
+        size = x.shape[-1]
+        zoom = torch.exp((torch.rand(n, generator=generator) * 2 - 1) * cfg.max_zoom)
+        shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * cfg.max_shift_px * 2 / size
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
+        theta[:, :, 2] = shift
+        grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+        linear = torch.sinh(out) * 3  # resample in linear flux units, not in asinh
+        out = torch.asinh(F.grid_sample(linear, grid, mode="bilinear", padding_mode="border", align_corners=False) / 3)
+    if cfg.max_extra_noise > 0:
+        amp = torch.rand(n, 1, 1, 1, generator=generator) * cfg.max_extra_noise
+        noise = torch.randn(x.shape, generator=generator).to(x.device) * amp.to(x.device)
+        out = torch.asinh(torch.sinh(out) + noise / 3)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def eight_views(x: torch.Tensor) -> list[torch.Tensor]:
+    views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+    return views + [torch.flip(v, dims=(3,)) for v in views]
+
+
+# ---- metrics ------------------------------------------------------------------------------
+def fraction_metrics(pred: np.ndarray, human: np.ndarray, answers: list[str], main: Question) -> dict:
+    """Per answer: bias (mean model - human), scatter (std of the difference), RMSE; and the
+    primary metric ``rmse`` over the main question's answers."""
     diff = pred - human
     per = {
         a: {
@@ -192,24 +364,47 @@ def fraction_metrics(pred: np.ndarray, counts: np.ndarray, n_votes: np.ndarray, 
         }
         for j, a in enumerate(answers)
     }
-    return {"per_answer": per, "rmse": float(np.sqrt((diff**2).mean())), "n_test": int(len(pred))}
+    main_diff = diff[:, main.start : main.stop]
+    return {"per_answer": per, "rmse": float(np.sqrt((main_diff**2).mean())), "n_test": int(len(pred))}
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if len(a) < 3:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+# ---- training -----------------------------------------------------------------------------
+def _tensors(data: MorphologyData, device):
+    x = torch.from_numpy(normalise(data.images))[:, None]
+    counts = torch.from_numpy(data.counts.astype(np.float32))
+    trials = torch.from_numpy(data.trials.astype(np.float32))
+    return x, counts, trials
 
 
 def train(cfg: MorphologyConfig, data: MorphologyData, progress: Callable[[dict], bool] | None = None) -> TrainResult:
-    """Trains on the non-test galaxies, evaluates on the held-out ones. ``progress`` gets
-    {epoch, n_epochs, loss, eta_seconds} after each epoch and returns False to cancel."""
+    """Trains on the non-test galaxies, evaluates it and the baselines on the held-out ones.
+    ``progress`` gets {epoch, n_epochs, loss, eta_seconds} after each epoch and returns False
+    to cancel."""
+    from mlworker.ml import baselines
+
     torch.manual_seed(cfg.seed)
     device = pick_device()
     generator = torch.Generator().manual_seed(cfg.seed)
-    x = torch.from_numpy(normalise(data.images))[:, None]
-    counts = torch.from_numpy(data.counts.astype(np.float32))
-    n = torch.from_numpy(data.n_votes.astype(np.float32))
+    x, counts, trials = _tensors(data, device)
     train_idx = np.flatnonzero(~data.is_test)
     test_idx = np.flatnonzero(data.is_test)
-    model = MorphologyCNN(len(data.answers), cfg.channels, cfg.hidden).to(device).to(memory_format=torch.channels_last)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise ValueError("the dataset needs both training and held-out galaxies")
+    questions = data.questions
+    model = MorphologyCNN(len(data.answers), tuple(cfg.channels), cfg.hidden, cfg.image_size).to(device)
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * int(np.ceil(len(train_idx) / cfg.batch_size)))
+        optimizer, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch), pct_start=0.2
     )
     history, started = [], time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
@@ -218,12 +413,15 @@ def train(cfg: MorphologyConfig, data: MorphologyData, progress: Callable[[dict]
         total, seen = 0.0, 0
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start : start + cfg.batch_size]
-            xb = x[batch].to(device).contiguous(memory_format=torch.channels_last)
-            if cfg.augment:
-                xb = augment(xb, generator)
+            if len(batch) < 2:
+                continue  # batch norm needs two
+            xb = x[batch]
+            xb = augment(xb, generator, cfg) if cfg.augment else xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
-                logits, log_kappa = model(xb)
-            loss = beta_binomial_nll(logits.float(), log_kappa.float(), counts[batch].to(device), n[batch].to(device))
+                logits, log_kappa = model(xb.to(device))
+            loss = counts_nll(
+                logits.float(), log_kappa.float(), counts[batch].to(device), trials[batch].to(device), questions
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -242,55 +440,107 @@ def train(cfg: MorphologyConfig, data: MorphologyData, progress: Callable[[dict]
             raise InterruptedError("training cancelled")
     checkpoint = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_args": {"n_answers": len(data.answers), "channels": list(cfg.channels), "hidden": cfg.hidden},
+        "model_args": {
+            "n_answers": len(data.answers),
+            "channels": list(cfg.channels),
+            "hidden": cfg.hidden,
+            "image_size": cfg.image_size,
+        },
         "answers": data.answers,
+        "questions": [asdict(q) for q in questions],
+        "typical_votes": float(np.median(data.n_votes[train_idx])),
         "config": asdict(cfg),
         "step": cfg.epochs,
     }
-    fractions, _ = predict(checkpoint, data.images[test_idx], device=device)
-    metrics = fraction_metrics(fractions, data.counts[test_idx], data.n_votes[test_idx], data.answers)
+    train_seconds = time.perf_counter() - started
+    fractions, sigma = predict(checkpoint, data.images[test_idx], device=device, model=model, tta=cfg.tta)
+    human = data.human_fractions()
+    main = questions[0]
+    metrics = fraction_metrics(fractions, human[test_idx], data.answers, main)
     metrics["final_train_loss"] = history[-1]["loss"] if history else None
+    metrics["train_seconds"] = round(train_seconds, 1)
+    metrics["tta"] = bool(cfg.tta)
+    abs_err = np.abs(fractions - human[test_idx])[:, main.start : main.stop]
+    unc = sigma[:, main.start : main.stop]
+    metrics["uncertainty_spearman"] = {
+        "per_galaxy": spearman(unc.mean(axis=1), abs_err.mean(axis=1)),
+        "per_answer": spearman(unc.ravel(), abs_err.ravel()),
+    }
+    fitted = baselines.fit_all(data, train_idx)
+    baseline_predictions = {name: b.predict(data.images[test_idx]) for name, b in fitted.items()}
+    metrics["baselines"] = {
+        name: fraction_metrics(pred, human[test_idx], data.answers, main) for name, pred in baseline_predictions.items()
+    }
+    evaluation = {
+        "galaxy_ids": data.galaxy_ids[test_idx],
+        "mags": data.mags[test_idx],
+        "counts": data.counts[test_idx],
+        "trials": data.trials[test_idx],
+        "n_votes": data.n_votes[test_idx],
+        "human": human[test_idx].astype(np.float32),
+        "model": fractions.astype(np.float32),
+        "model_sigma": sigma.astype(np.float32),
+        **{f"baseline_{name}": pred.astype(np.float32) for name, pred in baseline_predictions.items()},
+        "answers": np.asarray(data.answers),
+        "main": np.array([main.start, main.stop]),
+    }
     return TrainResult(
         checkpoint=checkpoint,
         metrics=metrics,
         input_ranges=input_ranges(data.images[train_idx]),
         device=device.type,
         history=history,
+        evaluation=evaluation,
     )
 
 
+# ---- inference ----------------------------------------------------------------------------
 def load_model(checkpoint: dict, device: torch.device) -> MorphologyCNN:
     args = checkpoint["model_args"]
-    model = MorphologyCNN(args["n_answers"], tuple(args["channels"]), args["hidden"])
+    model = MorphologyCNN(args["n_answers"], tuple(args["channels"]), args["hidden"], args.get("image_size", 64))
     model.load_state_dict(checkpoint["model"])
-    return model.to(device).eval()
+    return model.to(device).to(memory_format=torch.channels_last).eval()
+
+
+def checkpoint_questions(checkpoint: dict) -> list[Question]:
+    return [Question(**q) for q in checkpoint["questions"]]
 
 
 def predict(
     checkpoint: dict,
     images: np.ndarray,
     device: torch.device | None = None,
-    batch_size: int = 256,
+    batch_size: int = 64,
     model: MorphologyCNN | None = None,
+    tta: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(fractions (n, k), uncertainty (n,)): the mean over answers of sqrt(p(1-p)/(1+kappa))."""
+    """(fractions (n, K), sigma (n, K)): sigma is the standard deviation of the fraction a
+    fresh crowd would give; with ``tta`` the 8 rotations/flips are averaged and their spread
+    added in quadrature."""
     device = device or pick_device()
     model = model or load_model(checkpoint, device)
+    model.eval()
+    questions = checkpoint_questions(checkpoint)
+    n_typ = float(checkpoint.get("typical_votes", 5.0))
     x = torch.from_numpy(normalise(images))[:, None]
-    fractions, uncertainty = [], []
+    k = checkpoint["model_args"]["n_answers"]
+    fractions, sigma = np.zeros((len(x), k), np.float32), np.zeros((len(x), k), np.float32)
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+            views = eight_views(xb) if tta else [xb]
             with autocast(device):
-                logits, log_kappa = model(xb)
-            p = torch.sigmoid(logits.float())
-            kappa = torch.exp(log_kappa.float())
-            fractions.append(p.cpu().numpy())
-            uncertainty.append(torch.sqrt(p * (1 - p) / (1 + kappa)).mean(dim=1).cpu().numpy())
-    if not fractions:
-        return np.zeros((0, checkpoint["model_args"]["n_answers"]), np.float32), np.zeros(0, np.float32)
-    return np.concatenate(fractions), np.concatenate(uncertainty)
+                outs = [model(v.contiguous(memory_format=torch.channels_last)) for v in views]
+            ps = torch.stack([fractions_from_logits(lo.float(), questions) for lo, _ in outs])
+            kappas = torch.stack([concentrations(lk.float(), questions) for _, lk in outs])
+            p = ps.mean(dim=0)
+            var = (ps * (1 - ps) / n_typ * (n_typ + kappas) / (1 + kappas)).mean(dim=0) + ps.var(dim=0, correction=0)
+            fractions[start : start + len(xb)] = p.cpu().numpy()
+            sigma[start : start + len(xb)] = var.sqrt().cpu().numpy()
+    return fractions, sigma
 
 
-def checkpoint_weights_only_load(path, device: torch.device) -> dict:
-    return torch.load(path, map_location=device, weights_only=True)
+def main_uncertainty(checkpoint: dict, sigma: np.ndarray) -> np.ndarray:
+    """One number per galaxy: the mean sigma over the main (first) question's answers."""
+    main = checkpoint_questions(checkpoint)[0]
+    return sigma[:, main.start : main.stop].mean(axis=1)

@@ -196,6 +196,8 @@ def prediction_chunk_execute(*, chunk_id: int, worker: str = "") -> str:
         PredictionChunk.objects.filter(pk=chunk_id).update(
             status=PredictionChunk.Status.DONE, lease_expires_at=None, error=""
         )
+        if hasattr(spec, "after_write"):
+            spec.after_write(version, chunk.subject_ids)
         _complete_if_done(chunk.run_id)
     return f"{len(rows)} predictions"
 

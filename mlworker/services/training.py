@@ -7,6 +7,7 @@ import logging
 import traceback
 from pathlib import Path
 
+import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -17,7 +18,7 @@ from catalog.errors import ApplicationError, Conflict
 from catalog.models import Band, ModelVersion
 from catalog.services.files import pack_root
 from mlworker.models import TrainingRun
-from mlworker.registry import task_spec
+from mlworker.registry import TASKS, task_spec
 
 logger = logging.getLogger(__name__)
 TRAIN_TASK = "mlworker.tasks.train_model"
@@ -145,6 +146,13 @@ def model_version_register(*, task: str, variant: str, spec, result, export, ban
         name = default_storage.save(
             f"models/{task}/{variant or 'default'}/v{number}.pt", ContentFile(buffer.getvalue())
         )
+        evaluation = ""
+        if getattr(result, "evaluation", None):
+            arrays = io.BytesIO()
+            np.savez_compressed(arrays, **result.evaluation)
+            evaluation = default_storage.save(
+                f"models/{task}/{variant or 'default'}/v{number}.eval.npz", ContentFile(arrays.getvalue())
+            )
         return ModelVersion.objects.create(
             task=task,
             variant=variant,
@@ -161,6 +169,7 @@ def model_version_register(*, task: str, variant: str, spec, result, export, ban
             psf_fwhm_arcsec=band.psf_fwhm_arcsec,
             input_ranges=result.input_ranges,
             weights=name,
+            evaluation=evaluation,
             device=result.device,
         )
 
@@ -182,6 +191,9 @@ def model_version_promote(*, version: ModelVersion) -> ModelVersion:
     ModelVersion.objects.filter(task=version.task, variant=version.variant, is_promoted=True).update(is_promoted=False)
     ModelVersion.objects.filter(pk=version.pk).update(is_promoted=True)
     version.refresh_from_db()
+    spec = TASKS.get(version.task)
+    if hasattr(spec, "after_write"):
+        spec.after_write(version)
     return version
 
 

@@ -303,5 +303,15 @@
   $("skip").addEventListener("click", skip);
   $("undo").addEventListener("click", undo);
 
-  advance();
+  // ?galaxy=ID (links from the model-human comparison) shows that galaxy first.
+  async function start() {
+    const wanted = new URLSearchParams(window.location.search).get("galaxy");
+    if (wanted && /^\d+$/.test(wanted)) {
+      const subject = await call("GET", api + "/subjects/" + wanted + "/");
+      if (subject.status === 200) { show(subject.data); fillQueue(); return; }
+      say("galaxy " + wanted + " is not in this project; showing the next one", true);
+    }
+    advance();
+  }
+  start();
 })();

@@ -4,6 +4,7 @@ import pytest
 from django.db import connections
 
 from catalog.models import ModelVersion
+from mlworker.ml.morphology import MorphologyConfig
 from mlworker.models import TrainingRun
 from mlworker.services.training import training_execute, training_start
 from tests.mlworker.conftest import TINY
@@ -40,7 +41,8 @@ def test_retrain_from_the_admin(live_server, browser, voted_survey, admin_user, 
         page.wait_for_function(
             "document.querySelector('[data-field=version]').textContent.includes('v2')", timeout=30_000
         )
-        assert "epoch 8/8: loss" in page.text_content("[data-field=log]")  # the default configuration
+        n = MorphologyConfig().epochs  # the admin starts the default configuration
+        assert f"epoch {n}/{n}: loss" in page.text_content("[data-field=log]")
         page.wait_for_load_state("networkidle")
         page.close()
         connections.close_all()

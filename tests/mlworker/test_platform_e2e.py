@@ -29,7 +29,7 @@ def test_train_register_promote_predict_on_a_real_worker(
         assert wait_for(lambda: ModelVersion.objects.get(pk=version.pk).predictions_complete, timeout=180), worker.log()
         assert Prediction.objects.filter(model_version=version).count() == 40
         api = client.get("/api/predictions/", {"task": "morphology", "variant": "candels"}).json()
-        assert api["count"] == 40 and "main_class:spheroid" in api["results"][0]["values"]
+        assert api["count"] == 40 and "main_class:spheroid" in api["results"][0]["values"]["fractions"]
         assert client.get("/api/model-versions/", {"promoted": "true"}).json()["results"][0]["number"] == 1
         client.force_login(admin_user)
         page = client.get("/admin/catalog/prediction/").content.decode()

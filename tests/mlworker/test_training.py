@@ -38,7 +38,8 @@ def test_train_register_promote_predict(voted_survey):
     assert version.predictions_complete
     assert Prediction.objects.filter(model_version=version).count() == 40
     p = Prediction.objects.filter(model_version=version).first()
-    assert set(p.values) == set(version.metrics["per_answer"]) and p.uncertainty > 0
+    assert set(p.values["fractions"]) == set(version.metrics["per_answer"]) == set(p.values["sigma"])
+    assert p.uncertainty > 0
     # A second run: the new version is promoted only if it is better; rollback promotes the previous one.
     second = training_start(
         task="morphology", variant="candels", trigger=TrainingRun.Trigger.CLI, config={**TINY, "seed": 1}

@@ -7,7 +7,12 @@ from mlworker.ml.morphology import (
     MorphologyCNN,
     MorphologyConfig,
     MorphologyData,
+    Question,
+    augment,
     beta_binomial_nll,
+    counts_nll,
+    eight_views,
+    fractions_from_logits,
     input_ranges,
     normalise,
     out_of_distribution,
@@ -17,7 +22,7 @@ from mlworker.ml.morphology import (
 
 
 def test_shapes_and_loss():
-    model = MorphologyCNN(n_answers=5, channels=(4, 8), hidden=8)
+    model = MorphologyCNN(n_answers=5, channels=(4, 8), hidden=8, image_size=32)
     logits, log_kappa = model(torch.randn(3, 1, 32, 32))
     assert logits.shape == (3, 5) and log_kappa.shape == (3, 5)
     counts = torch.tensor([[5.0, 0, 0, 0, 0], [1, 4, 0, 0, 0], [0, 0, 0, 0, 3]])
@@ -57,7 +62,9 @@ def test_training_learns_a_simple_rule():
     ).astype(np.float32)
     p = (size - 1) / 5
     counts = np.stack([rng.binomial(8, p), rng.binomial(8, 1 - p)], axis=1)
-    data = MorphologyData(images, counts, np.full(n, 8), np.arange(n), np.arange(n) % 5 == 0, ["big", "small"])
+    data = MorphologyData.single_question(
+        images, counts, np.full(n, 8), np.arange(n), np.arange(n) % 5 == 0, ["size:big", "size:small"]
+    )
     losses = []
     result = train(
         MorphologyConfig(image_size=32, channels=(8, 16), hidden=16, epochs=12, batch_size=32, lr=3e-3),
@@ -65,7 +72,43 @@ def test_training_learns_a_simple_rule():
         lambda e: losses.append(e["loss"]) or True,
     )
     assert losses[-1] < losses[0]
-    fractions, uncertainty = predict(result.checkpoint, images)
+    fractions, sigma = predict(result.checkpoint, images)
     assert np.corrcoef(fractions[:, 0], p)[0, 1] > 0.6
-    assert fractions.shape == (n, 2) and np.all(uncertainty > 0)
+    assert fractions.shape == (n, 2) and sigma.shape == (n, 2) and np.all(sigma > 0)
     assert result.metrics["rmse"] < 0.3 and result.metrics["n_test"] == 40
+    # the baselines were trained and evaluated on the same split
+    assert set(result.metrics["baselines"]) == {"prior", "logistic"}
+    assert result.evaluation["model"].shape == (40, 2) and len(result.evaluation["galaxy_ids"]) == 40
+    tta, tta_sigma = predict(result.checkpoint, images[:8], tta=True)
+    assert tta.shape == (8, 2) and np.all(tta_sigma >= 0) and np.abs(tta - fractions[:8]).max() < 0.3
+
+
+def test_dirichlet_multinomial_for_single_choice_questions():
+    """A single-choice question's fractions sum to one; its loss prefers the voted answer."""
+    questions = [Question("main", "multiple", 0, 2), Question("interaction", "single", 2, 5)]
+    logits = torch.tensor([[0.0, 0.0, 3.0, 0.0, 0.0]])
+    p = fractions_from_logits(logits, questions)
+    assert torch.isclose(p[0, 2:].sum(), torch.tensor(1.0))
+    log_kappa = torch.full((1, 5), 2.0)
+    counts_right = torch.tensor([[1.0, 2, 5, 0, 0]])
+    counts_wrong = torch.tensor([[1.0, 2, 0, 5, 0]])
+    trials = torch.tensor([[5.0, 5.0]])
+    right = counts_nll(logits, log_kappa, counts_right, trials, questions)
+    wrong = counts_nll(logits, log_kappa, counts_wrong, trials, questions)
+    assert right < wrong
+    # a question nobody reached adds nothing
+    unreached = counts_nll(logits, log_kappa, torch.tensor([[1.0, 2, 0, 0, 0]]), torch.tensor([[5.0, 0.0]]), questions)
+    only_main = counts_nll(
+        logits[:, :2], log_kappa[:, :2], torch.tensor([[1.0, 2]]), torch.tensor([[5.0]]), questions[:1]
+    )
+    assert torch.isclose(unreached, only_main)
+
+
+def test_augmentation_keeps_shape_and_flux_scale():
+    cfg = MorphologyConfig()
+    x = torch.from_numpy(normalise(np.random.default_rng(0).normal(0, 1, (6, 32, 32)).astype(np.float32)))[:, None]
+    out = augment(x, torch.Generator().manual_seed(0), cfg)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert abs(float(out.std()) - float(x.std())) < 0.5 * float(x.std())
+    views = eight_views(x)
+    assert len(views) == 8 and all(v.shape == x.shape for v in views)

@@ -1,0 +1,70 @@
+"""python manage.py compare morphology [--variant candels] [--version N] [--json]"""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from catalog.errors import ApplicationError
+from mlworker.comparison import BASELINE_LABELS, comparison, morphology_version
+
+
+class Command(BaseCommand):
+    help = (
+        "How a model version compares with the humans on held-out galaxies: per answer of the main question, "
+        "bias, scatter and RMSE with bootstrap 95% intervals, for the model and its baselines; by magnitude; "
+        "class agreement under the CANDELS thresholds."
+    )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # Our --version is the model version; Django's own --version (of Django) gives way.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
+    def add_arguments(self, parser):
+        parser.add_argument("task", choices=["morphology"])
+        parser.add_argument("--variant", default="candels", help="The scheme (default candels).")
+        parser.add_argument("--version", type=int, help="Version number (default: the promoted one).")
+        parser.add_argument("--bootstrap", type=int, default=1000, help="Bootstrap resamples (default 1000).")
+        parser.add_argument("--json", action="store_true", help="Print the whole report as JSON.")
+
+    def handle(self, *args, **opts):
+        try:
+            version = morphology_version(variant=opts["variant"], number=opts["version"])
+            report = comparison(version, n_boot=opts["bootstrap"])
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        if opts["json"]:
+            self.stdout.write(json.dumps({"version": str(version), **report}, indent=1))
+            return
+        self.stdout.write(f"{version}: {report['n']} held-out galaxies (bias = mean(model - human))")
+        header = f"{'model':<30} {'answer':<28} {'bias':>22} {'scatter':>22} {'rmse':>22}"
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+
+        def cell(stats, name):
+            lo, hi = stats.get(f"{name}_ci", [float("nan")] * 2)
+            return f"{stats[name]:+.3f} [{lo:+.3f},{hi:+.3f}]"
+
+        for source, by in report["by"].items():
+            for answer, stats in by["fractions"].items():
+                s = stats["all"]
+                self.stdout.write(
+                    f"{BASELINE_LABELS.get(source, source):<30} {answer:<28} "
+                    f"{cell(s, 'bias'):>22} {cell(s, 'scatter'):>22} {cell(s, 'rmse'):>22}"
+                )
+        self.stdout.write("")
+        self.stdout.write("bias of the model by magnitude:")
+        model = report["by"]["model"]["fractions"]
+        self.stdout.write(f"{'answer':<28} " + " ".join(f"{b:>14}" for b in report["mag_bins"]))
+        for answer, stats in model.items():
+            cells = []
+            for b in report["mag_bins"]:
+                s = stats["by_mag"].get(b)
+                cells.append(f"{s['bias']:+.3f} (n={s['n']})" if s else "-")
+            self.stdout.write(f"{answer:<28} " + " ".join(f"{c:>14}" for c in cells))
+        self.stdout.write("")
+        for source, by in report["by"].items():
+            agreement = by["confusion"]["agreement"]
+            self.stdout.write(
+                f"class agreement with the humans ({BASELINE_LABELS.get(source, source)}): "
+                + (f"{agreement:.3f}" if agreement is not None else "-")
+            )
