@@ -129,12 +129,11 @@ class MorphologyData:
 
     def human_fractions(self) -> np.ndarray:
         """(n, K): votes for an answer / votes that reached its question (0 where none did)."""
-        trials = np.zeros(self.counts.shape, dtype=float)
-        for j, q in enumerate(self.questions):
-            trials[:, q.start : q.stop] = self.trials[:, j : j + 1]
+        trials = self.answer_trials()
         return np.divide(self.counts, trials, out=np.zeros(trials.shape), where=trials > 0)
 
     def answer_trials(self) -> np.ndarray:
+        """(n, K): the votes that reached each answer's question."""
         out = np.zeros(self.counts.shape, dtype=float)
         for j, q in enumerate(self.questions):
             out[:, q.start : q.stop] = self.trials[:, j : j + 1]
