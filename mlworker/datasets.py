@@ -26,6 +26,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _export_save(*, task: str, variant: str, data, is_test: np.ndarray, description: dict) -> DatasetExport:
+    """Packs a dataset (anything with ``save(path)``) under the pack root and records it."""
+    relative = f"datasets/{task}/{variant}/{uuid.uuid4().hex}.npz"
+    path = pack_root() / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data.save(path)
+    return DatasetExport.objects.create(
+        task=task,
+        variant=variant,
+        path=relative,
+        n_train=int((~is_test).sum()),
+        n_test=int(is_test.sum()),
+        checksum=_sha256(path),
+        description=description,
+    )
+
+
 def morphology_dataset_export(*, variant: str, image_size: int = 64) -> tuple[DatasetExport, Band]:
     """Every galaxy with counted votes under the scheme's current version: its cutout in the
     survey's detection band, its magnitude, and the vote counts of every question of the
@@ -96,17 +113,11 @@ def morphology_dataset_export(*, variant: str, image_size: int = 64) -> tuple[Da
         questions=questions,
         mags=np.array([np.nan if mags[g] is None else mags[g] for g in galaxy_ids.tolist()], dtype=float),
     )
-    relative = f"datasets/morphology/{variant}/{uuid.uuid4().hex}.npz"
-    path = pack_root() / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data.save(path)
-    export = DatasetExport.objects.create(
+    export = _export_save(
         task=ModelTask.MORPHOLOGY,
         variant=variant,
-        path=relative,
-        n_train=int((~is_test).sum()),
-        n_test=int(is_test.sum()),
-        checksum=_sha256(path),
+        data=data,
+        is_test=is_test,
         description={
             "scheme_version": str(version),
             "questions": [q.key for q in questions],
@@ -117,3 +128,37 @@ def morphology_dataset_export(*, variant: str, image_size: int = 64) -> tuple[Da
         },
     )
     return export, band
+
+
+def dla_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
+    """Variant "mock": ``cfg.train_sightlines`` mock sightlines with the DLA incidence raised
+    ``cfg.dla_boost`` times (10% of them validate) and ``cfg.test_sightlines`` held out, made
+    with fixed seeds from ``cfg.seed``."""
+    from mlworker.synthetic.spectra import dla_mock_data
+
+    if variant != "mock":
+        raise ApplicationError(f"unknown DLA training set {variant!r} (known: mock)")
+    n_test = cfg.test_sightlines
+    n = cfg.train_sightlines + n_test
+    data = dla_mock_data(
+        n,
+        seed=1000 + cfg.seed,
+        dla_boost=cfg.dla_boost,
+        test_fraction=n_test / n,
+        validation_fraction=0.1 * cfg.train_sightlines / n,
+        workers=2,
+    )
+    export = _export_save(
+        task=ModelTask.DLA,
+        variant=variant,
+        data=data,
+        is_test=data.is_test,
+        description={
+            "source": "mock sightlines (mlworker/synthetic/spectra.py)",
+            "seed": 1000 + cfg.seed,
+            "dla_boost": cfg.dla_boost,
+            "n_absorbers": len(data.absorber_z),
+            "split": "the last test_sightlines held out; 10% of the rest validate",
+        },
+    )
+    return export, None

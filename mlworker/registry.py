@@ -10,7 +10,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from catalog.errors import ApplicationError
-from catalog.models import Band, Cutout, Galaxy, ModelTask, ModelVersion, Survey
+from catalog.models import Band, Cutout, Galaxy, ModelTask, ModelVersion, QuasarSpectrum, Survey
+
+FACT_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,15 @@ class PredictionRow:
     out_of_distribution: bool
 
 
-class MorphologyTask:
+class _TorchTask:
+    def checkpoint(self, version: ModelVersion, device="cpu") -> dict:
+        import torch
+
+        with version.weights.open("rb") as fh:
+            return torch.load(fh, map_location=device, weights_only=True)
+
+
+class MorphologyTask(_TorchTask):
     name = ModelTask.MORPHOLOGY
     subject_field = "galaxy"
     primary_metric = "rmse"
@@ -30,16 +40,39 @@ class MorphologyTask:
     def config(self, overrides: dict):
         from mlworker.ml.morphology import MorphologyConfig
 
-        known = {f.name for f in fields(MorphologyConfig)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise ApplicationError(f"unknown training options {sorted(unknown)} (known: {sorted(known)})")
-        return MorphologyConfig(**overrides)
+        return _config(MorphologyConfig, overrides)
 
-    def export(self, variant: str):
+    def export(self, variant: str, cfg=None):
         from mlworker.datasets import morphology_dataset_export
 
         return morphology_dataset_export(variant=variant)
+
+    def trained_for(self, version: ModelVersion) -> str:
+        return f'{version} was trained on {version.band} at {version.pixel_scale_arcsec}"/px with PSF {version.psf_fwhm_arcsec}"'
+
+    def survey_problems(self, version: ModelVersion, survey: Survey) -> list[str]:
+        """How the survey's band differs from what the model was trained for (empty: it matches)."""
+        band = Band.objects.filter(survey=survey, name=version.band).first()
+        if band is None:
+            return [f"survey {survey.name} has no {version.band} band"]
+        problems = []
+        for label, ours, theirs in (
+            ("pixel scale", version.pixel_scale_arcsec, band.pixel_scale_arcsec),
+            ("PSF FWHM", version.psf_fwhm_arcsec, band.psf_fwhm_arcsec),
+        ):
+            if ours and theirs and abs(theirs - ours) > FACT_TOLERANCE * ours:
+                problems.append(f'{label} {theirs:g}" differs from the training set\'s {ours:g}"')
+        return problems
+
+    def can_force(self, version: ModelVersion, survey: Survey) -> bool:
+        return Band.objects.filter(survey=survey, name=version.band).exists()
+
+    def surveys(self, version: ModelVersion):
+        return Survey.objects.filter(
+            bands__name=version.band,
+            bands__pixel_scale_arcsec=version.pixel_scale_arcsec,
+            bands__psf_fwhm_arcsec=version.psf_fwhm_arcsec,
+        ).distinct()
 
     def train(self, cfg, dataset_path: Path, progress):
         from mlworker.ml.morphology import MorphologyData, train
@@ -62,15 +95,6 @@ class MorphologyTask:
 
         if version.is_promoted:
             active_scores_set(scheme_slug=version.variant, prediction_version_id=version.pk, galaxy_ids=subject_ids)
-
-    def survey_band(self, version: ModelVersion, survey: Survey) -> Band | None:
-        return Band.objects.filter(survey=survey, name=version.band).first()
-
-    def checkpoint(self, version: ModelVersion, device="cpu") -> dict:
-        import torch
-
-        with version.weights.open("rb") as fh:
-            return torch.load(fh, map_location=device, weights_only=True)
 
     def load(self, version: ModelVersion, device):
         from mlworker.ml.morphology import load_model
@@ -105,6 +129,114 @@ class MorphologyTask:
         return rows
 
 
+class DLATask(_TorchTask):
+    """The DLA finder over a spectroscopic survey's quasar sightlines (variant "mock": trained
+    on mock sightlines made on the worker)."""
+
+    name = ModelTask.DLA
+    subject_field = "spectrum"
+    primary_metric = "dla_score"  # completeness as DLA x (1 - fraction of false DLAs), held out
+    default_variant = "mock"
+    higher_is_better = True
+
+    def config(self, overrides: dict):
+        from mlworker.ml.dla import DLAConfig
+
+        return _config(DLAConfig, overrides)
+
+    def export(self, variant: str, cfg=None):
+        from mlworker.datasets import dla_dataset_export
+
+        return dla_dataset_export(variant=variant or self.default_variant, cfg=cfg or self.config({}))
+
+    def train(self, cfg, dataset_path: Path, progress):
+        from mlworker.ml.dla import DLAData, train
+
+        return train(cfg, DLAData.load(dataset_path), progress)
+
+    def trained_for(self, version: ModelVersion) -> str:
+        return f"{version} scans SDSS-grid quasar spectra"
+
+    def survey_problems(self, version: ModelVersion, survey: Survey) -> list[str]:
+        if survey.kind != Survey.Kind.SPECTROSCOPIC:
+            return [f"it is an {survey.kind} survey, not a spectroscopic one"]
+        return []
+
+    def can_force(self, version: ModelVersion, survey: Survey) -> bool:
+        return False
+
+    def surveys(self, version: ModelVersion):
+        return Survey.objects.filter(kind=Survey.Kind.SPECTROSCOPIC, spectra__isnull=False).distinct()
+
+    def subject_ids(self, version: ModelVersion, survey: Survey, only_missing: bool) -> list[int]:
+        ids = QuasarSpectrum.objects.filter(survey=survey).values_list("pk", flat=True)
+        if only_missing:
+            ids = ids.exclude(pk__in=version.predictions.values("spectrum_id"))
+        return sorted(ids)
+
+    def after_write(self, version: ModelVersion, subject_ids: list[int] | None = None) -> None:
+        return None
+
+    def load(self, version: ModelVersion, device):
+        from mlworker.ml.dla import load_model
+
+        checkpoint = self.checkpoint(version, device)
+        return checkpoint, load_model(checkpoint, device)
+
+    def predict(self, version: ModelVersion, loaded, subject_ids: list[int], device) -> list[PredictionRow]:
+        """Values: {"absorbers": [{z_abs, log_nhi, log_nhi_err, confidence, type, lyman_beta,
+        pixel}], "snr", "z_qso"}; the row's uncertainty is the most ambiguous window's
+        1 - |2 p - 1|; out of distribution: S/N outside the training range."""
+        import numpy as np
+        import torch
+
+        from catalog.selectors import spectra_arrays
+        from mlworker.ml.dla import absorbers_from_scan, ambiguity, scan, scan_input
+
+        checkpoint, model = loaded
+        cfg = checkpoint["config"]
+        facts = dict(QuasarSpectrum.objects.filter(pk__in=subject_ids).values_list("pk", "z_qso"))
+        snr = dict(QuasarSpectrum.objects.filter(pk__in=subject_ids).values_list("pk", "snr"))
+        lo, hi = (version.input_ranges or {}).get("snr", [0.0, float("inf")])
+        rows = []
+        for start in range(0, len(subject_ids), 8):
+            ids = subject_ids[start : start + 8]
+            inputs = [
+                scan_input(first, flux, ivar, facts[i])
+                for i, (first, flux, ivar) in zip(ids, spectra_arrays(spectrum_ids=ids), strict=True)
+            ]
+            with torch.inference_mode():
+                prob, offset, column = scan(model, torch.from_numpy(np.stack([x for x, _ in inputs])).to(device))
+            prob, offset, column = (t.float().cpu().numpy() for t in (prob, offset, column))
+            for j, i in enumerate(ids):
+                covered = inputs[j][1]
+                found = absorbers_from_scan(
+                    facts[i],
+                    prob[j],
+                    offset[j],
+                    column[j],
+                    covered,
+                    cfg.get("vote_threshold", 0.2),
+                    checkpoint.get("column_sigma", 0.0),
+                )
+                values = {
+                    "absorbers": [a.as_dict() for a in found],
+                    "z_qso": round(facts[i], 4),
+                    "snr": round(snr[i], 2),
+                }
+                ood = not (0.8 * lo <= snr[i] <= 1.2 * hi)
+                rows.append(PredictionRow(i, values, ambiguity(prob[j], covered), ood))
+        return rows
+
+
+def _config(cls, overrides: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ApplicationError(f"unknown training options {sorted(unknown)} (known: {sorted(known)})")
+    return cls(**overrides)
+
+
 class NotYetAvailable:
     def __init__(self, name: str, issue: str):
         self.name, self.issue = name, issue
@@ -113,7 +245,7 @@ class NotYetAvailable:
 TASKS = {
     ModelTask.MORPHOLOGY: MorphologyTask(),
     ModelTask.EMULATOR: NotYetAvailable(ModelTask.EMULATOR, "the GALFIT emulator"),
-    ModelTask.DLA: NotYetAvailable(ModelTask.DLA, "the DLA finder"),
+    ModelTask.DLA: DLATask(),
     ModelTask.ENVIRONMENT: NotYetAvailable(ModelTask.ENVIRONMENT, "the environment estimator"),
 }
 

@@ -18,15 +18,15 @@ the variance).
 """
 
 import math
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlworker.ml.common import EpochReporter, TrainResult
 from mlworker.ml.device import autocast, pick_device
 
 
@@ -138,16 +138,6 @@ class MorphologyData:
         for j, q in enumerate(self.questions):
             out[:, q.start : q.stop] = self.trials[:, j : j + 1]
         return out
-
-
-@dataclass
-class TrainResult:
-    checkpoint: dict
-    metrics: dict
-    input_ranges: dict
-    device: str
-    history: list[dict] = field(default_factory=list)
-    evaluation: dict = field(default_factory=dict)  # held-out arrays (see evaluation_arrays)
 
 
 # ---- preprocessing -----------------------------------------------------------------------
@@ -405,7 +395,7 @@ def train(cfg: MorphologyConfig, data: MorphologyData, progress: Callable[[dict]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch), pct_start=0.2
     )
-    history, started = [], time.perf_counter()
+    reporter = EpochReporter(cfg.epochs, progress)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
@@ -427,16 +417,7 @@ def train(cfg: MorphologyConfig, data: MorphologyData, progress: Callable[[dict]
             scheduler.step()
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
-        elapsed = time.perf_counter() - started
-        entry = {
-            "epoch": epoch,
-            "n_epochs": cfg.epochs,
-            "loss": total / max(seen, 1),
-            "eta_seconds": elapsed / epoch * (cfg.epochs - epoch),
-        }
-        history.append(entry)
-        if progress is not None and progress(entry) is False:
-            raise InterruptedError("training cancelled")
+        reporter.epoch_done(epoch, total / max(seen, 1))
     checkpoint = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "model_args": {
@@ -451,7 +432,8 @@ def train(cfg: MorphologyConfig, data: MorphologyData, progress: Callable[[dict]
         "config": asdict(cfg),
         "step": cfg.epochs,
     }
-    train_seconds = time.perf_counter() - started
+    train_seconds = reporter.seconds
+    history = reporter.history
     fractions, sigma = predict(checkpoint, data.images[test_idx], device=device, model=model, tta=cfg.tta)
     human = data.human_fractions()
     main = questions[0]

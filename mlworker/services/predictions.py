@@ -18,13 +18,12 @@ from django.utils import timezone
 
 from catalog.bulk import bulk_upsert
 from catalog.errors import ApplicationError
-from catalog.models import Band, ModelVersion, Prediction, Survey
+from catalog.models import ModelVersion, Prediction, Survey
 from mlworker.models import PredictionChunk, PredictionRun
 from mlworker.registry import task_spec
 
 logger = logging.getLogger(__name__)
 CHUNK_TASK = "mlworker.tasks.predict_chunk"
-FACT_TOLERANCE = 0.05
 
 
 def _settings(name: str, default):
@@ -40,18 +39,8 @@ def _send_chunks(chunk_ids: list[int]) -> None:
 
 
 def check_survey_facts(*, version: ModelVersion, survey: Survey) -> list[str]:
-    """How the survey's band differs from what the model was trained for (empty: it matches)."""
-    band = Band.objects.filter(survey=survey, name=version.band).first()
-    if band is None:
-        return [f"survey {survey.name} has no {version.band} band"]
-    problems = []
-    for label, ours, theirs in (
-        ("pixel scale", version.pixel_scale_arcsec, band.pixel_scale_arcsec),
-        ("PSF FWHM", version.psf_fwhm_arcsec, band.psf_fwhm_arcsec),
-    ):
-        if ours and theirs and abs(theirs - ours) > FACT_TOLERANCE * ours:
-            problems.append(f'{label} {theirs:g}" differs from the training set\'s {ours:g}"')
-    return problems
+    """How the survey differs from what the model was trained for (empty: it matches)."""
+    return task_spec(version.task).survey_problems(version, survey)
 
 
 def prediction_run_start(
@@ -64,14 +53,14 @@ def prediction_run_start(
     if version.status != ModelVersion.Status.READY:
         raise ApplicationError(f"{version} is {version.status}: only a ready version can predict")
     problems = check_survey_facts(version=version, survey=survey)
-    if problems and not (force and Band.objects.filter(survey=survey, name=version.band).exists()):
-        raise ApplicationError(
-            f'{version} was trained on {version.band} at {version.pixel_scale_arcsec}"/px with PSF {version.psf_fwhm_arcsec}"; '
-            f"survey {survey.name}: {'; '.join(problems)}. Apply it anyway with --force (predictions may be unreliable)"
+    spec = task_spec(version.task)
+    if problems and not (force and spec.can_force(version, survey)):
+        hint = (
+            " Apply it anyway with --force (predictions may be unreliable)" if spec.can_force(version, survey) else ""
         )
+        raise ApplicationError(f"{spec.trained_for(version)}; survey {survey.name}: {'; '.join(problems)}.{hint}")
     if problems:
         logger.warning("applying %s to %s despite: %s", version, survey.name, "; ".join(problems))
-    spec = task_spec(version.task)
     ids = spec.subject_ids(version, survey, only_missing)
     if only_missing:
         ids = sorted(set(ids) - _ids_in_flight(version, survey))
@@ -110,13 +99,9 @@ def _ids_in_flight(version: ModelVersion, survey: Survey) -> set[int]:
 
 
 def prediction_runs_for_version(*, version: ModelVersion) -> list[PredictionRun]:
-    """A new version predicts over every survey whose band matches what it was trained for."""
-    surveys = Survey.objects.filter(
-        bands__name=version.band,
-        bands__pixel_scale_arcsec=version.pixel_scale_arcsec,
-        bands__psf_fwhm_arcsec=version.psf_fwhm_arcsec,
-    ).distinct()
-    return [prediction_run_start(version=version, survey=s) for s in surveys]
+    """A new version predicts over every survey it suits (morphology: the band it was trained for)."""
+    runs = [prediction_run_start(version=version, survey=s) for s in task_spec(version.task).surveys(version)]
+    return [r for r in runs if r is not None]
 
 
 def _all_runs_complete(version: ModelVersion) -> bool:

@@ -29,6 +29,7 @@ def training_start(*, task: str, variant: str = "", trigger: str, user=None, con
     """Queues a training run; refuses a second one for a (task, variant) already in training."""
     spec = task_spec(task)
     spec.config(config or {})  # unknown options are refused now, not on the worker
+    variant = variant or getattr(spec, "default_variant", "")
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -83,10 +84,10 @@ def training_execute(*, run_id: int, worker: str = "") -> str:
     spec = task_spec(run.task)
     version = None
     try:
-        _log(run_id, "exporting the dataset")
-        export, band = spec.export(run.variant)
-        _log(run_id, f"dataset {export.pk}: {export.n_train} training and {export.n_test} held-out subjects")
         cfg = spec.config(run.config)
+        _log(run_id, "exporting the dataset")
+        export, band = spec.export(run.variant, cfg)
+        _log(run_id, f"dataset {export.pk}: {export.n_train} training and {export.n_test} held-out subjects")
         TrainingRun.objects.filter(pk=run_id).update(n_epochs=getattr(cfg, "epochs", 0))
 
         def progress(entry: dict) -> bool:
@@ -133,7 +134,7 @@ def training_execute(*, run_id: int, worker: str = "") -> str:
         raise
 
 
-def model_version_register(*, task: str, variant: str, spec, result, export, band: Band) -> ModelVersion:
+def model_version_register(*, task: str, variant: str, spec, result, export, band: Band | None) -> ModelVersion:
     import torch
 
     buffer = io.BytesIO()
@@ -164,9 +165,9 @@ def model_version_register(*, task: str, variant: str, spec, result, export, ban
             metrics=result.metrics,
             config=result.checkpoint.get("config", {}),
             dataset=export,
-            band=band.name,
-            pixel_scale_arcsec=band.pixel_scale_arcsec,
-            psf_fwhm_arcsec=band.psf_fwhm_arcsec,
+            band=band.name if band else "",
+            pixel_scale_arcsec=band.pixel_scale_arcsec if band else None,
+            psf_fwhm_arcsec=band.psf_fwhm_arcsec if band else None,
             input_ranges=result.input_ranges,
             weights=name,
             evaluation=evaluation,

@@ -420,3 +420,66 @@ def write_spectra_mock(
         dtype=(int, int, int, float, float, "U6", float),
     )
     absorber_table.write(out / "absorbers_truth.csv", format="ascii.csv", overwrite=True)
+
+
+def _scan_chunk(indices: list[int], seed: int, dla_boost: float, snr_range: tuple[float, float]) -> list[tuple]:
+    from mlworker.ml.dla import scan_input
+
+    sim = SpectraSimulator(SpectraMockConfig(snr_range=snr_range))
+    rows = []
+    for i in indices:
+        s = sim.simulate(i, seed, dla_boost=dla_boost)
+        x, covered = scan_input(sim.cfg.start_index, s.flux, s.ivar, s.z_qso)
+        plate, mjd, fiber, _ = sdss_ids(i, seed)
+        rows.append((x, covered, s.z_qso, s.snr_target, f"{plate}-{mjd}-{fiber}", s.absorbers))
+    return rows
+
+
+def dla_mock_data(
+    n: int,
+    seed: int,
+    *,
+    dla_boost: float = 1.0,
+    snr_range: tuple[float, float] = (3.0, 30.0),
+    test_fraction: float = 0.0,
+    validation_fraction: float = 0.0,
+    workers: int = 1,
+    on_progress=None,
+):
+    """Mock sightlines as a ``DLAData`` (scan inputs and their true absorbers); the last
+    ``test_fraction`` are held out, the ``validation_fraction`` before them validate."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mlworker.ml.dla import DLAData
+
+    chunks = [list(range(a, min(a + 50, n))) for a in range(0, n, 50)]
+    rows = []
+    if workers <= 1:
+        for chunk in chunks:
+            rows += _scan_chunk(chunk, seed, dla_boost, snr_range)
+            if on_progress:
+                on_progress(len(chunk))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_scan_chunk, chunk, seed, dla_boost, snr_range) for chunk in chunks]
+            for chunk, future in zip(chunks, futures, strict=True):
+                rows += future.result()
+                if on_progress:
+                    on_progress(len(chunk))
+    n_test = int(round(test_fraction * n))
+    n_val = int(round(validation_fraction * n))
+    is_test = np.arange(n) >= n - n_test
+    is_validation = (np.arange(n) >= n - n_test - n_val) & ~is_test
+    absorbers = [(i, a.z_abs, a.log_nhi) for i, row in enumerate(rows) for a in row[5]]
+    return DLAData(
+        x=np.stack([r[0] for r in rows]),
+        covered=np.stack([r[1] for r in rows]),
+        z_qso=np.array([r[2] for r in rows]),
+        snr=np.array([r[3] for r in rows]),
+        sightline_ids=np.array([r[4] for r in rows]),
+        absorber_sightline=np.array([a[0] for a in absorbers], dtype=np.int64),
+        absorber_z=np.array([a[1] for a in absorbers], dtype=float),
+        absorber_log_nhi=np.array([a[2] for a in absorbers], dtype=float),
+        is_test=is_test,
+        is_validation=is_validation,
+    )

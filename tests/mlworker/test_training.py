@@ -172,7 +172,7 @@ def test_training_refuses_unknown_options_and_tasks(voted_survey):
     with pytest.raises(ApplicationError, match="unknown training options"):
         training_start(task="morphology", variant="candels", trigger="cli", config={"epochz": 3})
     with pytest.raises(ApplicationError, match="not part of this release yet"):
-        training_start(task="dla", trigger="cli")
+        training_start(task="emulator", trigger="cli")
     with pytest.raises(CommandError, match="unknown task"):
         call_command("train", "astrology", verbosity=0)
 

@@ -1,0 +1,711 @@
+"""The DLA finder: the multi-task 1-D CNN of Parks et al. 2018 on quasar sightlines (no Django).
+
+A sightline lives on the SDSS grid (log10 lambda = i * 1e-4). Its flux is divided by a
+continuum estimate (a power law through line-free windows red-ward of Lyman alpha), so flux
+units and already-normalised spectra give the same input. The scan covers rest-frame
+900-1346 A: 1748 pixels, each the centre of a 400-pixel window; the network answers, per
+window, whether an absorber lies within +-60 pixels of its centre, the offset to that centre
+and log N(HI).
+
+Scanning runs the convolutional trunk once over the whole sightline (dilated, stride 1, so
+every window's activations come out of the same pass) and recomputes, per window, only the
+activations that touch the window's own "SAME" zero padding: the result equals the windowed
+network (``scan_windowed``) to float32 rounding. Post-processing turns the window outputs
+into absorbers: each positive window votes for its centre + offset, the smoothed votes peak
+at absorbers, log N(HI) is the mean of the column-density head over +-30 pixels, peaks at
+another absorber's Lyman-beta position and weaker are flagged.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlworker.ml.common import EpochReporter, TrainResult
+from mlworker.ml.device import autocast, pick_device
+
+LOGLAM_STEP = 1e-4
+LYA, LYB = 1215.67, 1025.72
+SCAN_REST = (900.0, 1346.0)
+N_SCAN = 1748  # window centres per sightline: rest 900-1346 A on the 1e-4 grid
+WINDOW = 400
+HALF = WINDOW // 2
+PADDED = N_SCAN + WINDOW  # the scan input: 200 pixels either side of the scanned range
+POSITIVE_PX = 60  # a window is positive when an absorber lies within +-60 pixels of its centre
+BORDER_PX = 80  # centres 60-80 pixels from an absorber are neither positive nor negative
+MIN_POSITIVE_LOGN = 19.5  # sub-DLAs and DLAs are positives; weaker systems are "ignored"
+MIN_LABELLED_LOGN = 19.3
+DLA_LOGN = 20.3
+CONTINUUM_WINDOWS = ((1280.0, 1290.0), (1315.0, 1325.0), (1440.0, 1470.0), (1690.0, 1710.0), (2160.0, 2180.0))
+MATCH_DZ = 0.015
+
+
+@dataclass
+class DLAConfig:
+    train_sightlines: int = 4000
+    test_sightlines: int = 600
+    dla_boost: float = 6.0  # absorber incidence in the training mocks, relative to the real one
+    epochs: int = 12
+    windows_per_epoch: int = 60_000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    dropout: float = 0.1
+    offset_weight: float = 1.0  # the offset loss is in units of 60 pixels
+    column_weight: float = 5.0  # the log N(HI) loss is in dex
+    vote_threshold: float = 0.2
+    seed: int = 0
+
+
+# ---- continuum and scan input -------------------------------------------------------------
+def continuum_estimate(start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float) -> np.ndarray:
+    """A power law f = A (lambda / 1450 A)^alpha through the medians of the good pixels in
+    line-free rest-frame windows red-ward of Lyman alpha (one window: alpha = -1.5; none: the
+    median of the good pixels red-ward of Lyman alpha, or of all of them)."""
+    flux = np.asarray(flux, dtype=np.float64)
+    good = np.asarray(ivar) > 0
+    rest = 10 ** ((start_index + np.arange(flux.size)) * LOGLAM_STEP) / (1.0 + z_qso)
+    xs, ys = [], []
+    for lo, hi in CONTINUUM_WINDOWS:
+        inside = good & (rest >= lo) & (rest <= hi)
+        if inside.sum() >= 5:
+            level = float(np.median(flux[inside]))
+            if level > 0:
+                xs.append(np.log10(np.sqrt(lo * hi) / 1450.0))
+                ys.append(np.log10(level))
+    if len(xs) >= 2:
+        slope, intercept = np.polyfit(xs, ys, 1)
+        slope = float(np.clip(slope, -4.0, 2.0))
+        intercept = float(np.mean(np.asarray(ys) - slope * np.asarray(xs)))
+    elif len(xs) == 1:
+        slope, intercept = -1.5, ys[0] + 1.5 * xs[0]
+    else:
+        red = good & (rest > 1230.0)
+        pool = flux[red] if red.sum() >= 10 else flux[good]
+        level = float(np.median(pool)) if pool.size else 1.0
+        slope, intercept = 0.0, np.log10(level if level > 0 else 1.0)
+    return 10 ** (intercept + slope * np.log10(rest / 1450.0))
+
+
+def scan_start(z_qso: float) -> int:
+    """Grid index of the first scanned pixel (rest 900 A)."""
+    return int(math.ceil(math.log10(SCAN_REST[0] * (1.0 + z_qso)) / LOGLAM_STEP - 1e-9))
+
+
+def scan_input(start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x, covered): the continuum-normalised flux over the scan plus 200 pixels either side,
+    shape (2148,), zero outside the observed range, masked pixels interpolated from their
+    neighbours; ``covered`` (1748,) is True for window centres with data."""
+    flux = np.asarray(flux, dtype=np.float64)
+    ivar = np.asarray(ivar, dtype=np.float64)
+    continuum = continuum_estimate(start_index, flux, ivar, z_qso)
+    norm = flux / continuum
+    good = (ivar > 0) & np.isfinite(norm)
+    if good.sum() >= 2 and not good.all():
+        idx = np.arange(norm.size)
+        norm = np.where(good, norm, np.interp(idx, idx[good], norm[good]))
+    elif not good.any():
+        norm = np.zeros_like(norm)
+    norm = np.clip(norm, -2.0, 4.0)
+    first = scan_start(z_qso) - HALF
+    x = np.zeros(PADDED, dtype=np.float32)
+    lo = max(first, start_index)
+    hi = min(first + PADDED, start_index + flux.size)
+    if hi > lo:
+        x[lo - first : hi - first] = norm[lo - start_index : hi - start_index]
+    centres = scan_start(z_qso) + np.arange(N_SCAN)
+    covered = (centres >= start_index) & (centres < start_index + flux.size)
+    return x, covered
+
+
+def pixel_of(z_abs: float | np.ndarray, line: float = LYA) -> np.ndarray:
+    """Grid position (fractional) of an absorber's line."""
+    return np.log10(line * (1.0 + np.asarray(z_abs))) / LOGLAM_STEP
+
+
+def z_of_pixel(pixel: float | np.ndarray) -> np.ndarray:
+    return 10 ** (np.asarray(pixel) * LOGLAM_STEP) / LYA - 1.0
+
+
+# ---- labels --------------------------------------------------------------------------------
+def window_labels(z_qso: float, covered: np.ndarray, z_abs: np.ndarray, log_nhi: np.ndarray) -> dict:
+    """Per window centre: label 1 (absorber within 60 px), 0, or -1 (ignored: 60-80 px from
+    an absorber, near a weak one, at a strong one's Lyman-beta, or no data); the offset
+    (absorber pixel - centre) and log N(HI) of the nearest positive absorber."""
+    centres = scan_start(z_qso) + np.arange(N_SCAN)
+    label = np.where(covered, 0, -1).astype(np.int8)
+    offset = np.zeros(N_SCAN, np.float32)
+    column = np.zeros(N_SCAN, np.float32)
+    best = np.full(N_SCAN, np.inf)
+    for z, n in zip(np.atleast_1d(z_abs), np.atleast_1d(log_nhi), strict=True):
+        if n < MIN_LABELLED_LOGN:
+            continue
+        d = pixel_of(z) - centres
+        near = np.abs(d) <= BORDER_PX
+        if n < MIN_POSITIVE_LOGN:
+            label[near] = -1
+            continue
+        positive = (np.abs(d) <= POSITIVE_PX) & (np.abs(d) < best)
+        label[near & ~positive & (label == 0)] = -1
+        label[positive & covered] = 1
+        offset[positive] = d[positive]
+        column[positive] = n
+        best[positive] = np.abs(d[positive])
+        if n >= 20.0:  # its Lyman-beta line looks like an absorber: neither positive nor negative
+            beta = np.abs(pixel_of(z, LYB) - centres) <= POSITIVE_PX
+            label[beta & (label == 0)] = -1
+    return {"label": label, "offset": offset, "log_nhi": column}
+
+
+# ---- the network ---------------------------------------------------------------------------
+# Layer geometry for a 400-pixel window with TensorFlow "SAME" padding (left = total // 2):
+# conv1 k32 s3 -> 134; pool k7 s4 -> 34; conv2 k16 -> 34; pool k6 s4 -> 9; conv3 k16 -> 9;
+# pool k6 s4 -> 3; 3 x 96 = 288 features -> FC 350 -> three heads.
+_PAD_C1, _PAD_P1, _PAD_C2, _PAD_P2, _PAD_C3, _PAD_P3 = (15, 16), (2, 3), (7, 8), (2, 2), (7, 8), (2, 3)
+
+
+class DLANet(nn.Module):
+    def __init__(self, dropout: float = 0.1):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 100, 32, stride=3)
+        self.conv2 = nn.Conv1d(100, 96, 16)
+        self.conv3 = nn.Conv1d(96, 96, 16)
+        self.fc = nn.Linear(288, 350)
+        self.drop = nn.Dropout(dropout)
+        self.classify = nn.Linear(350, 1)
+        self.offset = nn.Linear(350, 1)
+        self.column = nn.Linear(350, 1)
+
+    def p1(self, x: torch.Tensor) -> torch.Tensor:
+        a1 = F.relu(self.conv1(F.pad(x, _PAD_C1)))  # (B, 100, 134)
+        return F.max_pool1d(F.pad(a1, _PAD_P1), 7, 4)  # (B, 100, 34); zero padding = SAME after a ReLU
+
+    def a2(self, p1: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv2(F.pad(p1, _PAD_C2)))  # (B, 96, 34)
+
+    def head(self, a2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p2 = F.max_pool1d(F.pad(a2, _PAD_P2), 6, 4)  # (B, 96, 9)
+        return self.tail(F.relu(self.conv3(F.pad(p2, _PAD_C3))))  # conv3: (B, 96, 9)
+
+    def tail(self, a3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.tail_pooled(F.max_pool1d(F.pad(a3, _PAD_P3), 6, 4))  # (B, 96, 3)
+
+    def tail_pooled(self, p3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.drop(F.relu(self.fc(p3.flatten(1))))  # (B, 350)
+        logit = self.classify(h)[:, 0]
+        offset = POSITIVE_PX * self.offset(h)[:, 0]  # pixels
+        log_nhi = 20.0 + self.column(h)[:, 0]
+        return logit, offset, log_nhi
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: (B, 400) windows -> (logit, offset, log N(HI)), each (B,)."""
+        return self.head(self.a2(self.p1(x[:, None])))
+
+
+# ---- scanning ------------------------------------------------------------------------------
+def scan_windowed(model: DLANet, x: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, ...]:
+    """The baseline: all 1748 windows of each sightline (x: (B, 2148)) through the model in
+    chunks of ``chunk``. Returns (prob, offset, log_nhi), each (B, 1748)."""
+    windows = x.unfold(1, WINDOW, 1)[:, :N_SCAN].reshape(-1, WINDOW)  # (B * 1748, 400)
+    outs = [model(windows[i : i + chunk]) for i in range(0, len(windows), chunk)]
+    logit, offset, log_nhi = (torch.cat(parts).reshape(len(x), N_SCAN) for parts in zip(*outs, strict=True))
+    return torch.sigmoid(logit), offset, log_nhi
+
+
+# One pass. Positions below are window-relative (a window starts at pixel s of the scan input):
+# conv1 output j reads pixels s - 15 + 3 j .. + 31; pool1 output m starts at conv1 j = 4 m - 2,
+# i.e. at pixel s - 21 + 12 m; conv2 output n reads pool1 m = n - 7 .. n + 8; pool2 output k
+# takes conv2 n = 4 k - 2 .. 4 k + 3. Pool1 outputs m = 2..30 and conv2 outputs n = 9..22 never
+# touch the window's own padding: they are the same in every window and in a dilated,
+# stride-1 pass over the sightline. The others are recomputed per window (pool1) or corrected
+# (conv2: the pass's value minus the pool1 terms outside the window, plus the differences at
+# the recomputed pool1 outputs); pool2 outputs 3 and 4 are read from the pass directly.
+_MARGIN = 128  # zeros either side for the pass, so that every pool1 tap a window can reach exists
+
+
+def _toeplitz(weight: torch.Tensor, inputs: range, outputs: range, pad_left: int) -> torch.Tensor:
+    """(len(inputs) * C_in, len(outputs) * C_out) matrix of a stride-1 convolution from the
+    input positions to the output positions (channels last: row m * C_in + c)."""
+    c_out, c_in, k = weight.shape
+    tap = torch.tensor(list(inputs))[:, None] - torch.tensor(list(outputs))[None, :] + pad_left
+    valid = (tap >= 0) & (tap < k)
+    w = weight.permute(2, 1, 0)[tap.clamp(0, k - 1)]  # (m, n, C_in, C_out)
+    w = w * valid[:, :, None, None].to(w.dtype)
+    return w.permute(0, 2, 1, 3).reshape(len(inputs) * c_in, len(outputs) * c_out)
+
+
+def _pool_rows(t: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
+    """Max over row spans [a, b) of (W, rows, C) -> (W, len(spans), C)."""
+    return torch.stack([t[:, a:b].amax(dim=1) for a, b in spans], dim=1)
+
+
+def scan(model: DLANet, x: torch.Tensor, window_chunk: int = 2048) -> tuple[torch.Tensor, ...]:
+    """Every window of every sightline (x: (B, 2148)) in one pass, equal to ``scan_windowed``
+    to float32 rounding. Returns (prob, offset, log_nhi), each (B, 1748)."""
+    b = len(x)
+    dev = x.device
+    w1, b1, w2 = model.conv1.weight, model.conv1.bias, model.conv2.weight
+    xm = F.pad(x, (_MARGIN, _MARGIN))[:, None]
+    a1 = F.relu(F.conv1d(xm, w1, b1))  # (B, 100, L - 31): a1[u] reads padded pixels u..u+31
+    p1 = F.max_pool1d(a1, 7, stride=1, dilation=3)  # p1[u] = max_t a1[u + 3 t]
+    z2 = F.conv1d(p1, w2, model.conv2.bias, dilation=12)  # conv2 before its ReLU: z2[v] reads p1[v + 12 i]
+    p2 = F.max_pool1d(F.relu(z2), 6, stride=1, dilation=12)  # p2[v] = max_t a2[v + 12 t]
+    p1, z2, p2 = (t.transpose(1, 2).contiguous() for t in (p1, z2, p2))  # channels last
+    # conv2 n = 0..6 reads pool1 m = n - 7 + i < 0 (outside the window) for taps i < 7 - n, and
+    # n = 26..33 reads m > 33 for taps i > 40 - n: those partial sums, over the whole pass,
+    # are removed from the pass's conv2 (prefix and suffix sums over single taps).
+    taps = w2.permute(2, 1, 0)  # (16, C_in, C_out)
+    length = z2.shape[1]
+    fixed = {}
+    partial = torch.zeros_like(z2)
+    for i in range(7):
+        partial = partial + p1[:, 12 * i : 12 * i + length] @ taps[i]
+        fixed[6 - i] = z2 - partial  # n = 6 - i lacks taps 0..i
+    partial = torch.zeros_like(z2)
+    for i in range(15, 7, -1):
+        partial = partial + p1[:, 12 * i : 12 * i + length] @ taps[i]
+        fixed[41 - i] = z2 - partial  # n = 41 - i lacks taps i..15
+    s = torch.arange(N_SCAN, device=dev)
+
+    def gather(t: torch.Tensor, positions: list[int], shift: int) -> torch.Tensor:  # -> (B * 1748, k, C)
+        index = s[:, None] + _MARGIN + shift + 12 * torch.tensor(positions, device=dev)[None, :]
+        return t[:, index.reshape(-1)].reshape(b * N_SCAN, len(positions), t.shape[2])
+
+    def conv2_at(positions: range) -> torch.Tensor:  # the pass's conv2, less the outside taps
+        return torch.cat([gather(fixed.get(n, z2), [n], -105) for n in positions], dim=1)
+
+    own_m = [0, 1, 31, 32, 33]  # pool1 outputs that touch the window's padding
+    p1_own = gather(p1, own_m, -21)  # (W, 5, 100)
+    z2_left = conv2_at(range(0, 12))  # conv2 n = 0..11 (9..11 clean, for pool2 k = 2)
+    z2_right = conv2_at(range(18, 34))  # conv2 n = 18..33 (18..22 clean)
+    p2_mid = gather(p2, [3 * 4 - 2, 4 * 4 - 2], -105)  # pool2 k = 3, 4: (W, 2, 96)
+    t_left = _toeplitz(w2, range(0, 2), range(0, 12), 7)  # (200, 1152)
+    t_right = _toeplitz(w2, range(31, 34), range(18, 34), 7)  # (300, 1536)
+    t3 = _toeplitz(model.conv3.weight, range(9), range(9), 7)  # (864, 864)
+    windows = x.unfold(1, WINDOW, 1)[:, :N_SCAN].reshape(-1, WINDOW)  # (B * 1748, 400)
+    out = []
+    for w0 in range(0, len(windows), window_chunk):
+        sl = slice(w0, min(w0 + window_chunk, len(windows)))
+        wins = windows[sl, None]
+        # pool1 m = 0, 1 and 31..33 as the window computes them (conv1 j = 0..8 and 122..133)
+        left = F.relu(F.conv1d(F.pad(wins[..., :41], (15, 0)), w1, b1, stride=3))
+        right = F.relu(F.conv1d(F.pad(wins[..., 351:], (0, 16)), w1, b1, stride=3))
+        own_left = F.max_pool1d(F.pad(left, (2, 0)), 7, 4).transpose(1, 2)  # (W, 2, 100)
+        own_right = F.max_pool1d(F.pad(right, (0, 3)), 7, 4).transpose(1, 2)  # (W, 3, 100)
+        # the window's pool1 minus the pass's at m = 0, 1, 31..33, through conv2
+        d_left = own_left - p1_own[sl, :2]
+        d_right = own_right - p1_own[sl, 2:]
+        n = d_left.shape[0]
+        a2_left = F.relu(z2_left[sl] + (d_left.reshape(n, -1) @ t_left).reshape(n, 12, 96))
+        a2_right = F.relu(z2_right[sl] + (d_right.reshape(n, -1) @ t_right).reshape(n, 16, 96))
+        p2w = torch.cat(
+            [
+                _pool_rows(a2_left, [(0, 4), (2, 8), (6, 12)]),  # pool2 k = 0, 1, 2
+                p2_mid[sl],  # k = 3, 4
+                _pool_rows(a2_right, [(0, 6), (4, 10), (8, 14), (12, 16)]),  # k = 5..8
+            ],
+            dim=1,
+        )  # (W, 9, 96)
+        a3 = F.relu((p2w.reshape(n, -1) @ t3).reshape(n, 9, 96) + model.conv3.bias)  # conv3
+        p3 = _pool_rows(a3, [(0, 4), (2, 8), (6, 9)])  # pool3: (W, 3, 96)
+        out.append(model.tail_pooled(p3.transpose(1, 2)))
+    logit, offset, log_nhi = (torch.cat(parts).reshape(b, N_SCAN) for parts in zip(*out, strict=True))
+    return torch.sigmoid(logit), offset, log_nhi
+
+
+# ---- post-processing -----------------------------------------------------------------------
+@dataclass
+class Absorber:
+    pixel: float  # grid position of the Lyman-alpha centre
+    z_abs: float
+    log_nhi: float
+    log_nhi_err: float
+    confidence: float
+    kind: str  # "dla" or "subdla"
+    lyman_beta: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "z_abs": round(self.z_abs, 5),
+            "log_nhi": round(self.log_nhi, 3),
+            "log_nhi_err": round(self.log_nhi_err, 3),
+            "confidence": round(self.confidence, 3),
+            "type": self.kind,
+            "lyman_beta": self.lyman_beta,
+            "pixel": round(self.pixel, 1),
+        }
+
+
+def absorbers_from_scan(
+    z_qso: float,
+    prob: np.ndarray,
+    offset: np.ndarray,
+    log_nhi: np.ndarray,
+    covered: np.ndarray,
+    threshold: float = 0.2,
+    column_sigma: float = 0.0,
+) -> list[Absorber]:
+    """Parks et al. post-processing for one sightline's 1748 windows: each window classified
+    positive votes for its centre + offset; the votes, smoothed over +-4 pixels and scaled so
+    that the ~121 windows of one absorber give 1, peak at absorbers (>= ``threshold``,
+    separated by a dip to half the lower peak); confidence = min(1, peak); log N(HI) = mean of
+    the column-density head over windows within +-30 pixels of the peak (its standard deviation
+    with ``column_sigma`` from the held-out set added in quadrature); a peak within 15 A of a
+    stronger one's Lyman-beta line (0.3 dex weaker) is flagged."""
+    from scipy.signal import find_peaks
+
+    voting = (prob >= 0.5) & covered
+    n = len(prob)
+    target = np.rint(np.arange(n) + offset).astype(int)
+    keep = voting & (target >= 0) & (target < n)
+    hist = np.bincount(target[keep], minlength=n).astype(float)
+    smooth = np.convolve(hist, np.ones(9), mode="same") / (2 * POSITIVE_PX + 1)
+    peaks, _ = find_peaks(np.concatenate([[0.0], smooth, [0.0]]), height=threshold, prominence=threshold / 2)
+    peaks = peaks - 1
+    first = scan_start(z_qso)
+    found: list[Absorber] = []
+    for k in peaks:
+        near = keep & (np.abs(target - k) <= 4)
+        centre = float(np.mean(target[near])) if near.any() else float(k)
+        around = covered & (np.abs(np.arange(n) - centre) <= 30)
+        values = log_nhi[around] if around.any() else log_nhi[[k]]
+        col = float(np.mean(values))
+        err = float(np.sqrt(np.var(values) + column_sigma**2))
+        pixel = first + centre
+        found.append(
+            Absorber(
+                pixel=pixel,
+                z_abs=float(z_of_pixel(pixel)),
+                log_nhi=col,
+                log_nhi_err=err,
+                confidence=float(min(1.0, smooth[k])),
+                kind="dla" if col >= DLA_LOGN else "subdla",
+            )
+        )
+    for a in found:
+        for other in found:
+            if other is a:
+                continue
+            beta = LYB * (1.0 + other.z_abs)
+            if abs(LYA * (1.0 + a.z_abs) - beta) < 15.0 and a.log_nhi <= other.log_nhi - 0.3:
+                a.lyman_beta = True
+    return found
+
+
+# ---- matching and metrics ------------------------------------------------------------------
+def match_catalogs(predicted: list[tuple], truth: list[tuple], max_dz: float = MATCH_DZ) -> dict:
+    """``predicted``: (sightline, z_abs, log_nhi, lyman_beta); ``truth``: (sightline, z_abs,
+    log_nhi). Each true absorber takes the nearest unused prediction on its sightline with
+    |dz| < max_dz (strongest truths first). Returns, per true absorber, the matched prediction
+    index or -1, and per prediction whether it matched a true absorber with log N >= 20.0."""
+    by_sightline: dict = {}
+    for i, (sid, z, n, beta) in enumerate(predicted):
+        if not beta:
+            by_sightline.setdefault(sid, []).append((i, z, n))
+    truth_match = np.full(len(truth), -1)
+    used = set()
+    for t in sorted(range(len(truth)), key=lambda j: -truth[j][2]):
+        sid, z, _ = truth[t]
+        best, best_dz = -1, max_dz
+        for i, zp, _n in by_sightline.get(sid, []):
+            dz = abs(zp - z)
+            if i not in used and dz < best_dz:
+                best, best_dz = i, dz
+        if best >= 0:
+            truth_match[t] = best
+            used.add(best)
+    matches_strong = np.zeros(len(predicted), dtype=bool)
+    strong_by_sightline: dict = {}
+    for sid, z, n in truth:
+        if n >= 20.0:
+            strong_by_sightline.setdefault(sid, []).append(z)
+    for i, (sid, z, _n, _beta) in enumerate(predicted):
+        matches_strong[i] = any(abs(z - zt) < max_dz for zt in strong_by_sightline.get(sid, []))
+    return {"truth_match": truth_match, "prediction_matches_strong": matches_strong}
+
+
+def _bootstrap(values: np.ndarray, stat, rng: np.random.Generator, n_boot: int = 500) -> list[float]:
+    if len(values) < 2:
+        return [float("nan"), float("nan")]
+    idx = rng.integers(0, len(values), (n_boot, len(values)))
+    boots = np.array([stat(values[i]) for i in idx])
+    return [float(np.nanpercentile(boots, 2.5)), float(np.nanpercentile(boots, 97.5))]
+
+
+def _none_for_nan(value):
+    if isinstance(value, dict):
+        return {k: _none_for_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_none_for_nan(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def catalog_metrics(predicted: list[tuple], truth: list[tuple], seed: int = 0) -> dict:
+    """Completeness of true DLAs as absorber (matched by a prediction with log N >= 20.0) and
+    as DLA (>= 20.3), the fraction of predicted DLAs that match no true absorber with
+    log N >= 20.0, sigma(z) and sigma(log N) of the matched DLAs; bootstrap 95% intervals."""
+    rng = np.random.default_rng(seed)
+    m = match_catalogs(predicted, truth)
+    dla_truth = np.array([t[2] >= DLA_LOGN for t in truth], dtype=bool)
+    matched = m["truth_match"]
+    pred_n = np.array([p[2] for p in predicted]) if predicted else np.zeros(0)
+    pred_z = np.array([p[1] for p in predicted]) if predicted else np.zeros(0)
+    as_absorber = np.array([j >= 0 and pred_n[j] >= 20.0 for j in matched], dtype=float)[dla_truth]
+    as_dla = np.array([j >= 0 and pred_n[j] >= DLA_LOGN for j in matched], dtype=float)[dla_truth]
+    predicted_dla = np.array([p[2] >= DLA_LOGN and not p[3] for p in predicted], dtype=bool)
+    false = (~m["prediction_matches_strong"][predicted_dla]).astype(float) if predicted else np.zeros(0)
+    pairs = [(j, t) for t, j in enumerate(matched) if j >= 0 and dla_truth[t]]
+    dz = np.array([pred_z[j] - truth[t][1] for j, t in pairs])
+    dn = np.array([pred_n[j] - truth[t][2] for j, t in pairs])
+
+    def mean(v):
+        return float(np.mean(v)) if len(v) else float("nan")
+
+    def std(v):
+        return float(np.std(v)) if len(v) > 1 else float("nan")
+
+    return _none_for_nan(
+        {
+            "n_true_dla": int(dla_truth.sum()),
+            "n_predicted_dla": int(predicted_dla.sum()),
+            "completeness_absorber": mean(as_absorber),
+            "completeness_absorber_ci": _bootstrap(as_absorber, np.mean, rng),
+            "completeness_dla": mean(as_dla),
+            "completeness_dla_ci": _bootstrap(as_dla, np.mean, rng),
+            "false_dla_fraction": mean(false),
+            "false_dla_fraction_ci": _bootstrap(false, np.mean, rng),
+            "sigma_z": std(dz),
+            "sigma_z_ci": _bootstrap(dz, np.std, rng),
+            "bias_z": mean(dz),
+            "sigma_log_nhi": std(dn),
+            "sigma_log_nhi_ci": _bootstrap(dn, np.std, rng),
+            "bias_log_nhi": mean(dn),
+        }
+    )
+
+
+SNR_BINS = ((0.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, float("inf")))
+
+
+def catalog_metrics_by_snr(predicted, truth, snr: dict, seed: int = 0) -> dict:
+    """``catalog_metrics`` overall and per S/N bin (``snr``: sightline -> S/N)."""
+    out = {"overall": catalog_metrics(predicted, truth, seed)}
+    for lo, hi in SNR_BINS:
+        sids = {s for s, v in snr.items() if lo <= v < hi}
+        label = f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
+        out[f"snr {label}"] = catalog_metrics(
+            [p for p in predicted if p[0] in sids], [t for t in truth if t[0] in sids], seed
+        ) | {"n_sightlines": len(sids)}
+    return out
+
+
+# ---- data ----------------------------------------------------------------------------------
+@dataclass
+class DLAData:
+    """Sightlines ready to scan, with their absorbers where known.
+
+    x (n, 2148) float32 scan inputs; covered (n, 1748); z_qso, snr (n,); sightline_ids (n,)
+    strings (plate-mjd-fiber); absorbers as parallel arrays (absorber_sightline = row index,
+    absorber_z, absorber_log_nhi); is_test (n,) held out; is_validation (n,) used to calibrate
+    the column-density uncertainty, not trained on."""
+
+    x: np.ndarray
+    covered: np.ndarray
+    z_qso: np.ndarray
+    snr: np.ndarray
+    sightline_ids: np.ndarray
+    absorber_sightline: np.ndarray
+    absorber_z: np.ndarray
+    absorber_log_nhi: np.ndarray
+    is_test: np.ndarray
+    is_validation: np.ndarray
+
+    def save(self, path) -> None:
+        np.savez(path, **asdict(self))
+
+    @classmethod
+    def load(cls, path) -> "DLAData":
+        with np.load(path, allow_pickle=False) as f:
+            return cls(**{k: f[k] for k in f.files})
+
+    def absorbers_of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        sel = self.absorber_sightline == i
+        return self.absorber_z[sel], self.absorber_log_nhi[sel]
+
+    def truth(self, rows: np.ndarray) -> list[tuple]:
+        keep = np.isin(self.absorber_sightline, rows)
+        return [
+            (int(s), float(z), float(n))
+            for s, z, n in zip(
+                self.absorber_sightline[keep], self.absorber_z[keep], self.absorber_log_nhi[keep], strict=True
+            )
+        ]
+
+
+# ---- training ------------------------------------------------------------------------------
+def _labels(data: DLAData, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    label = np.full((len(data.x), N_SCAN), -1, np.int8)
+    offset = np.zeros((len(data.x), N_SCAN), np.float32)
+    column = np.zeros((len(data.x), N_SCAN), np.float32)
+    for i in rows:
+        z, n = data.absorbers_of(i)
+        lab = window_labels(float(data.z_qso[i]), data.covered[i], z, n)
+        label[i], offset[i], column[i] = lab["label"], lab["offset"], lab["log_nhi"]
+    return label, offset, column
+
+
+def scan_data(model: DLANet, data: DLAData, rows: np.ndarray, device, batch: int = 8) -> list[tuple[np.ndarray, ...]]:
+    """(prob, offset, log_nhi) arrays for each of ``rows``, by the one-pass scan."""
+    out = []
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch):
+            xb = torch.from_numpy(data.x[rows[start : start + batch]]).to(device)
+            with autocast(device):
+                prob, offset, column = scan(model, xb)
+            out += list(
+                zip(
+                    prob.float().cpu().numpy(),
+                    offset.float().cpu().numpy(),
+                    column.float().cpu().numpy(),
+                    strict=True,
+                )
+            )
+    return out
+
+
+def find_absorbers(data: DLAData, rows: np.ndarray, scans, threshold: float, column_sigma: float) -> list[tuple]:
+    """Predicted absorbers as (row, Absorber)."""
+    found = []
+    for i, (prob, offset, column) in zip(rows, scans, strict=True):
+        for a in absorbers_from_scan(
+            float(data.z_qso[i]), prob, offset, column, data.covered[i], threshold, column_sigma
+        ):
+            found.append((int(i), a))
+    return found
+
+
+def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None = None) -> TrainResult:
+    """Trains on windows of the training sightlines (positives and negatives 50/50), calibrates
+    the column-density uncertainty on the validation sightlines and scans the held-out ones:
+    metrics from matching the found absorbers against the truth."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = pick_device()
+    train_rows = np.flatnonzero(~data.is_test & ~data.is_validation)
+    val_rows = np.flatnonzero(data.is_validation)
+    test_rows = np.flatnonzero(data.is_test)
+    if len(train_rows) == 0 or len(test_rows) == 0:
+        raise ValueError("the dataset needs both training and held-out sightlines")
+    label, offset, column = _labels(data, train_rows)
+    pos = np.argwhere(label == 1)
+    neg = np.argwhere(label == 0)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("the training sightlines need windows with and without absorbers")
+    x = torch.from_numpy(data.x)
+    windows = x.unfold(1, WINDOW, 1)  # (n, 1749, 400) view
+    model = DLANet(cfg.dropout).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(cfg.windows_per_epoch / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch), pct_start=0.15
+    )
+    reporter = EpochReporter(cfg.epochs, progress)
+    half = cfg.batch_size // 2
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        total, seen = 0.0, 0
+        for _ in range(steps_per_epoch):
+            pick = np.concatenate([pos[rng.integers(0, len(pos), half)], neg[rng.integers(0, len(neg), half)]])
+            i, k = torch.from_numpy(pick[:, 0]), torch.from_numpy(pick[:, 1])
+            xb = windows[i, k]
+            # a continuum misplaced by a few per cent, as on real spectra
+            xb = xb * torch.exp(0.05 * torch.randn(len(xb), 1))
+            y = torch.from_numpy(label[pick[:, 0], pick[:, 1]].astype(np.float32)).to(device)
+            off = torch.from_numpy(offset[pick[:, 0], pick[:, 1]]).to(device)
+            col = torch.from_numpy(column[pick[:, 0], pick[:, 1]]).to(device)
+            with autocast(device):
+                logit, off_pred, col_pred = model(xb.to(device))
+            positive = y > 0.5
+            loss = F.binary_cross_entropy_with_logits(logit.float(), y)
+            if positive.any():
+                loss = loss + cfg.offset_weight * (((off_pred.float() - off) / POSITIVE_PX)[positive] ** 2).mean()
+                loss = loss + cfg.column_weight * ((col_pred.float() - col)[positive] ** 2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(xb)
+            seen += len(xb)
+        reporter.epoch_done(epoch, total / max(seen, 1))
+    train_seconds = reporter.seconds
+    history = reporter.history
+    model.eval()
+    column_sigma = 0.0
+    if len(val_rows):
+        found = find_absorbers(data, val_rows, scan_data(model, data, val_rows, device), cfg.vote_threshold, 0.0)
+        predicted = [(i, a.z_abs, a.log_nhi, a.lyman_beta) for i, a in found]
+        val = catalog_metrics(predicted, data.truth(val_rows), cfg.seed)
+        column_sigma = 0.2 if val["sigma_log_nhi"] is None else float(val["sigma_log_nhi"])
+    t0 = time.perf_counter()
+    scans = scan_data(model, data, test_rows, device)
+    scan_seconds = time.perf_counter() - t0
+    found = find_absorbers(data, test_rows, scans, cfg.vote_threshold, column_sigma)
+    predicted = [(i, a.z_abs, a.log_nhi, a.lyman_beta) for i, a in found]
+    truth = data.truth(test_rows)
+    by_snr = catalog_metrics_by_snr(predicted, truth, {int(i): float(data.snr[i]) for i in test_rows}, cfg.seed)
+    overall = by_snr["overall"]
+    metrics = {
+        **overall,
+        "dla_score": (overall["completeness_dla"] or 0.0) * (1.0 - (overall["false_dla_fraction"] or 0.0)),
+        "by_snr": {k: v for k, v in by_snr.items() if k != "overall"},
+        "n_test_sightlines": len(test_rows),
+        "n_train_sightlines": len(train_rows),
+        "n_train_windows_seen": cfg.epochs * steps_per_epoch * cfg.batch_size,
+        "column_sigma_validation": column_sigma,
+        "train_seconds": round(train_seconds, 1),
+        "scan_sightlines_per_second": round(len(test_rows) / max(scan_seconds, 1e-9), 2),
+        "final_train_loss": history[-1]["loss"] if history else None,
+    }
+    checkpoint = {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_args": {"dropout": cfg.dropout},
+        "config": asdict(cfg),
+        "column_sigma": column_sigma,
+        "step": cfg.epochs * steps_per_epoch,
+    }
+    evaluation = {
+        "sightline_ids": data.sightline_ids[test_rows],
+        "snr": data.snr[test_rows],
+        "z_qso": data.z_qso[test_rows],
+        "truth_row": np.array([t[0] for t in truth], dtype=np.int64),
+        "truth_z": np.array([t[1] for t in truth]),
+        "truth_log_nhi": np.array([t[2] for t in truth]),
+        "pred_row": np.array([i for i, _ in found], dtype=np.int64),
+        "pred_z": np.array([a.z_abs for _, a in found]),
+        "pred_log_nhi": np.array([a.log_nhi for _, a in found]),
+        "pred_log_nhi_err": np.array([a.log_nhi_err for _, a in found]),
+        "pred_confidence": np.array([a.confidence for _, a in found]),
+        "pred_lyman_beta": np.array([a.lyman_beta for _, a in found]),
+        "test_rows": test_rows,
+    }
+    ranges = {"snr": [float(np.min(data.snr[train_rows])), float(np.max(data.snr[train_rows]))]}
+    return TrainResult(checkpoint, metrics, ranges, device.type, history, evaluation)
+
+
+# ---- inference -----------------------------------------------------------------------------
+def load_model(checkpoint: dict, device: torch.device) -> DLANet:
+    model = DLANet(**checkpoint.get("model_args", {}))
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval()
+
+
+def ambiguity(prob: np.ndarray, covered: np.ndarray) -> float:
+    """How close the least certain scanned window came to the decision: 1 - |2 p - 1|, max."""
+    p = prob[covered]
+    return float(np.max(1.0 - np.abs(2.0 * p - 1.0))) if p.size else 0.0

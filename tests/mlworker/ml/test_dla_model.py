@@ -1,0 +1,175 @@
+"""The DLA finder without Django: one-pass scan against the windowed network, continuum
+normalisation, window labels, post-processing, catalog matching and a short training."""
+
+import numpy as np
+import pytest
+import torch
+
+from mlworker.ml import dla
+from mlworker.synthetic.spectra import Absorber, SpectraSimulator
+
+
+@pytest.fixture(scope="module")
+def sightlines():
+    """Three mock sightlines with DLAs, their scan inputs and truth."""
+    sim = SpectraSimulator()
+    out = []
+    for i, z in enumerate((2.3, 3.1, 4.2)):
+        dlas = [Absorber(z_abs=z - 0.25, log_nhi=20.8, b_kms=30.0), Absorber(z_abs=z - 0.6, log_nhi=21.3, b_kms=25.0)]
+        s = sim.simulate(i, 3, z_qso=z, absorbers=dlas)
+        x, covered = dla.scan_input(sim.cfg.start_index, s.flux, s.ivar, s.z_qso)
+        out.append((s, x, covered))
+    return out
+
+
+def _random_model(seed: int) -> dla.DLANet:
+    torch.manual_seed(seed)
+    model = dla.DLANet().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.06)  # outputs that vary from window to window
+    return model
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_pass_scan_equals_the_windowed_network(sightlines, seed):
+    model = _random_model(seed)
+    x = torch.from_numpy(np.stack([x for _, x, _ in sightlines]))
+    x[2, :700] = 0.0  # a sightline whose blue end lies outside the data
+    with torch.inference_mode():
+        windowed = dla.scan_windowed(model, x)
+        one_pass = dla.scan(model, x, window_chunk=1000)  # chunks that straddle sightlines
+        # the windowed network, one window at a time, for a few windows at the edges
+        for k in (0, 1, 17, 200, dla.N_SCAN - 1):
+            logit, offset, column = model(x[:, k : k + dla.WINDOW])
+            assert torch.allclose(torch.sigmoid(logit), windowed[0][:, k], atol=1e-6)
+    assert windowed[1].std() > 1.0 and windowed[0].std() > 1e-3  # outputs that vary
+    prob, offset, column = (a - b for a, b in zip(windowed, one_pass, strict=True))
+    assert prob.abs().max() < 1e-4
+    assert (offset / dla.POSITIVE_PX).abs().max() < 1e-4
+    assert column.abs().max() < 1e-4
+
+
+def test_the_pass_alone_is_not_the_windowed_function(sightlines):
+    """Reading every conv2 cell of a window from the uncorrected pass (as if the window had no
+    padding of its own) gives other outputs: the correction is what makes the scan exact."""
+    import torch.nn.functional as F
+
+    model = _random_model(0)
+    x = torch.from_numpy(np.stack([sightlines[0][1]]))
+    m = 128
+    with torch.inference_mode():
+        a1 = F.relu(F.conv1d(F.pad(x, (m, m))[:, None], model.conv1.weight, model.conv1.bias))
+        p1 = F.max_pool1d(a1, 7, stride=1, dilation=3)
+        a2 = F.relu(F.conv1d(p1, model.conv2.weight, model.conv2.bias, dilation=12))[0]
+        cells = torch.arange(dla.N_SCAN)[:, None] + m - 105 + 12 * torch.arange(34)[None, :]
+        naive = model.head(a2[:, cells].permute(1, 0, 2))[2]
+        windowed = dla.scan_windowed(model, x)[2][0]
+    assert (naive - windowed).abs().max() > 1e-3
+
+
+def test_scan_input_is_independent_of_flux_units(sightlines):
+    sim = SpectraSimulator()
+    s, x, covered = sightlines[1]
+    x_scaled, _ = dla.scan_input(sim.cfg.start_index, s.flux * 1e3, s.ivar / 1e6, s.z_qso)
+    np.testing.assert_allclose(x_scaled, x, rtol=1e-5, atol=1e-6)
+    normalised = s.flux / s.continuum
+    x_norm, _ = dla.scan_input(sim.cfg.start_index, normalised, s.ivar * s.continuum**2, s.z_qso)
+    inside = x != 0
+    assert np.median(np.abs(x_norm[inside] - x[inside])) < 0.1  # the continuum estimate is close to the truth
+    assert covered.sum() > 1000 and x.shape == (dla.PADDED,)
+
+
+def test_continuum_of_a_power_law_is_recovered():
+    start = 35563
+    n = 4607
+    rest = 10 ** ((start + np.arange(n)) * 1e-4) / 3.5
+    flux = 7.0 * (rest / 1450.0) ** -1.3
+    cont = dla.continuum_estimate(start, flux, np.ones(n), 2.5)
+    np.testing.assert_allclose(cont, flux, rtol=1e-3)
+
+
+def test_window_labels_follow_the_absorbers():
+    z_qso = 3.0
+    first = dla.scan_start(z_qso)
+    covered = np.ones(dla.N_SCAN, dtype=bool)
+    z_strong = float(dla.z_of_pixel(first + 900))
+    z_weak = float(dla.z_of_pixel(first + 300))
+    labels = dla.window_labels(z_qso, covered, np.array([z_strong, z_weak]), np.array([20.6, 19.4]))
+    label, offset = labels["label"], labels["offset"]
+    assert (label[840:961] == 1).all() and label[839] == -1 and label[961] == -1  # +-60 positive, 60-80 ignored
+    assert label[819] == 0 and label[981] == 0
+    assert offset[850] == pytest.approx(50.0, abs=1e-3) and labels["log_nhi"][900] == pytest.approx(20.6)
+    assert (label[220:381] == -1).all()  # a weak system is neither positive nor negative
+    beta = int(round(dla.pixel_of(z_strong, dla.LYB) - first))
+    if 0 <= beta < dla.N_SCAN:
+        assert label[beta] == -1
+    uncovered = dla.window_labels(z_qso, np.zeros(dla.N_SCAN, dtype=bool), np.array([z_strong]), np.array([21.0]))
+    assert (uncovered["label"] == -1).all()
+
+
+def test_post_processing_finds_peaks_flags_lyman_beta_and_estimates_nhi():
+    z_qso = 3.4
+    n = dla.N_SCAN
+    prob, offset, column = np.zeros(n), np.zeros(n), np.zeros(n)
+    first = dla.scan_start(z_qso)
+    strong = 1500
+    z_strong = float(dla.z_of_pixel(first + strong))
+    beta = int(round(dla.pixel_of(z_strong, dla.LYB) - first))
+    for centre, n_hi in ((strong, 21.0), (beta, 20.2), (300, 20.5)):
+        k = np.arange(centre - 60, centre + 61)
+        prob[k] = 0.95
+        offset[k] = centre - k + np.random.default_rng(0).normal(0, 1.0, k.size)
+        column[k] = n_hi
+    found = dla.absorbers_from_scan(z_qso, prob, offset, column, np.ones(n, dtype=bool), column_sigma=0.1)
+    assert len(found) == 3
+    by_pixel = {round(a.pixel - first): a for a in found}
+    main = min(found, key=lambda a: abs(a.pixel - first - strong))
+    assert main.z_abs == pytest.approx(z_strong, abs=3e-4)
+    assert main.log_nhi == pytest.approx(21.0, abs=1e-6) and main.kind == "dla" and main.confidence > 0.8
+    assert main.log_nhi_err == pytest.approx(0.1, abs=1e-3)
+    flagged = [a for a in found if a.lyman_beta]
+    assert len(flagged) == 1 and abs(flagged[0].pixel - first - beta) < 3 and flagged[0].kind == "subdla"
+    assert len(by_pixel) == 3
+    quiet = dla.absorbers_from_scan(z_qso, np.full(n, 0.1), offset, column, np.ones(n, dtype=bool))
+    assert quiet == []
+
+
+def test_catalog_metrics_count_matches_and_false_dlas():
+    truth = [("a", 2.50, 20.5), ("a", 2.80, 21.0), ("b", 3.00, 20.35), ("c", 2.2, 20.1)]
+    predicted = [
+        ("a", 2.501, 20.6, False),  # as DLA
+        ("a", 2.810, 20.1, False),  # as absorber only
+        ("b", 3.030, 20.5, False),  # |dz| > 0.015: a false DLA, truth missed
+        ("c", 2.205, 20.4, False),  # matches a true absorber with log N >= 20.0: not false
+        ("c", 2.205 - 0.3, 20.9, True),  # Lyman-beta flagged: neither matched nor counted
+    ]
+    m = dla.catalog_metrics(predicted, truth)
+    assert m["n_true_dla"] == 3 and m["n_predicted_dla"] == 3
+    assert m["completeness_absorber"] == pytest.approx(2 / 3)
+    assert m["completeness_dla"] == pytest.approx(1 / 3)
+    assert m["false_dla_fraction"] == pytest.approx(1 / 3)
+    assert m["sigma_z"] == pytest.approx(np.std([0.001, 0.010]))
+
+
+def test_short_training_runs_and_its_checkpoint_scans_the_same():
+    from mlworker.synthetic.spectra import dla_mock_data
+
+    data = dla_mock_data(60, 4, dla_boost=8.0, test_fraction=0.25, validation_fraction=0.1)
+    cfg = dla.DLAConfig(epochs=1, windows_per_epoch=1024, batch_size=128)
+    seen = []
+    result = dla.train(cfg, data, lambda e: seen.append(e) or True)
+    assert seen and seen[-1]["epoch"] == 1
+    m = result.metrics
+    assert m["n_test_sightlines"] == 15 and m["n_true_dla"] > 0
+    assert 0.0 <= m["dla_score"] <= 1.0 and "snr 0-6" in m["by_snr"]
+    assert set(result.evaluation) >= {"truth_z", "pred_z", "snr", "sightline_ids"}
+    model = dla.load_model(result.checkpoint, torch.device("cpu"))
+    x = torch.from_numpy(data.x[:2])
+    with torch.inference_mode():
+        a = dla.scan(model, x)
+    rows = np.flatnonzero(data.is_test)[:2]
+    again = dla.scan_data(model, data, rows, torch.device("cpu"))
+    assert len(again) == 2 and a[0].shape == (2, dla.N_SCAN)
+    with pytest.raises(InterruptedError):
+        dla.train(cfg, data, lambda e: False)

@@ -1,0 +1,87 @@
+"""The DLA finder on the platform: trained on mock sightlines by the training service,
+registered, predicting absorbers for every ingested sightline, and its catalog evaluated
+against the mock's truth table by ``manage.py evaluate dla``."""
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from catalog.errors import ApplicationError
+from catalog.models import ModelVersion, Prediction, QuasarSpectrum, Survey
+from mlworker.models import PredictionChunk, TrainingRun
+from mlworker.services import predictions as P
+from mlworker.services.training import training_execute, training_start
+
+pytestmark = pytest.mark.django_db
+TINY_DLA = {"train_sightlines": 50, "test_sightlines": 12, "epochs": 1, "windows_per_epoch": 1024, "batch_size": 128}
+
+
+@pytest.fixture
+def dla_version(mock_spectra, isolated_files, settings):
+    settings.GALAXYLAB_PREDICTION_CHUNK = 10
+    call_command("ingest_spectra", str(mock_spectra / "spectra"), survey="sdss", verbosity=0)
+    run = training_start(task="dla", trigger=TrainingRun.Trigger.CLI, config=TINY_DLA)
+    assert run.variant == "mock"
+    assert training_execute(run_id=run.pk, worker="test") == "succeeded"
+    for chunk in PredictionChunk.objects.filter(status=PredictionChunk.Status.PENDING):
+        P.prediction_chunk_execute(chunk_id=chunk.pk, worker="test")
+    version = ModelVersion.objects.get(task="dla")
+    assert version.is_promoted and version.predictions_complete
+    return version
+
+
+def test_trained_version_stores_held_out_metrics_and_predicts_every_sightline(dla_version):
+    m = dla_version.metrics
+    assert dla_version.primary_metric == "dla_score" and dla_version.higher_is_better
+    assert m["n_test_sightlines"] == 12 and {"completeness_dla", "false_dla_fraction", "sigma_z"} <= set(m)
+    assert dla_version.dataset.n_test == 12 and dla_version.evaluation.name.endswith(".eval.npz")
+    assert Prediction.objects.filter(model_version=dla_version).count() == QuasarSpectrum.objects.count() == 24
+    values = Prediction.objects.filter(model_version=dla_version).first().values
+    assert set(values) == {"absorbers", "z_qso", "snr"}
+    for absorber in (a for p in Prediction.objects.all() for a in p.values["absorbers"]):
+        assert absorber["type"] in ("dla", "subdla") and 0 <= absorber["confidence"] <= 1
+        assert absorber["log_nhi_err"] >= 0
+
+
+def test_evaluate_command_against_the_truth_table(dla_version, mock_spectra):
+    out = io.StringIO()
+    call_command("evaluate", "dla", "--truth", str(mock_spectra / "absorbers_truth.csv"), stdout=out)
+    text = out.getvalue()
+    assert "24 sightlines scanned" in text and "completeness as DLA (log N >= 20.3)" in text
+    assert "snr 0-6" in text and "sigma(log N)" in text
+    out = io.StringIO()
+    call_command("evaluate", "dla", "--truth", str(mock_spectra / "absorbers_truth.csv"), "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["n_sightlines"] == 24 and report["overall"]["n_true_dla"] > 0
+
+
+def test_evaluate_refuses_bad_truth_tables(dla_version, tmp_path):
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("plate,mjd,z\n1,2,3\n")
+    with pytest.raises(CommandError, match="lacks the columns"):
+        call_command("evaluate", "dla", "--truth", str(wrong))
+    with pytest.raises(CommandError, match="no truth table"):
+        call_command("evaluate", "dla", "--truth", str(tmp_path / "missing.csv"))
+    other = tmp_path / "other.csv"
+    other.write_text("plate,mjd,fiber,z_abs,log_nhi\n1,2,3,2.5,20.5\n")
+    with pytest.raises(CommandError, match="no sightline of the truth table was scanned"):
+        call_command("evaluate", "dla", "--truth", str(other))
+    with pytest.raises(CommandError, match="no version 7"):
+        call_command("evaluate", "dla", "--truth", str(other), "--version", "7")
+
+
+def test_dla_versions_apply_to_spectroscopic_surveys_only(dla_version, mock_galaxies):
+    call_command("ingest_galaxies", str(mock_galaxies / "catalog.csv"), survey="img", verbosity=0)
+    imaging = Survey.objects.get(name="img")
+    with pytest.raises(ApplicationError, match="not a spectroscopic one"):
+        P.prediction_run_start(version=dla_version, survey=imaging, force=True)
+    assert (
+        P.prediction_run_start(version=dla_version, survey=Survey.objects.get(name="sdss"), only_missing=True) is None
+    )
+
+
+def test_unknown_dla_options_are_refused():
+    with pytest.raises(ApplicationError, match="unknown training options"):
+        training_start(task="dla", trigger=TrainingRun.Trigger.CLI, config={"layers": 3})
