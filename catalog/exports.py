@@ -34,9 +34,15 @@ class Column:
 
 
 def stream_table(
-    fmt: str, columns: list[Column], chunks: Iterable[list[tuple]], n_rows: int | None = None
+    fmt: str,
+    columns: list[Column],
+    chunks: Iterable[list[tuple]],
+    n_rows: int | None = None,
+    infos: list[tuple[str, str]] | None = None,
+    description: str = "",
 ) -> Iterator[bytes]:
-    """The table as a stream of byte chunks in ``fmt`` (csv, fits, votable)."""
+    """The table as a stream of byte chunks in ``fmt`` (csv, fits, votable); VOTables also
+    carry ``infos`` (INFO name/value pairs, e.g. QUERY_STATUS) and a description."""
     if fmt == "csv":
         return _csv(columns, chunks)
     if fmt == "fits":
@@ -44,7 +50,7 @@ def stream_table(
             raise ValueError("FITS output needs the row count up front")
         return _fits(columns, chunks, n_rows)
     if fmt == "votable":
-        return _votable(columns, chunks)
+        return _votable(columns, chunks, infos or [], description)
     raise ValueError(f"format must be one of {', '.join(FORMATS)}")
 
 
@@ -113,13 +119,16 @@ def _fits(columns, chunks, n_rows: int) -> Iterator[bytes]:
 _VOTABLE_TYPES = {"int": "long", "float": "double", "bool": "boolean", "str": "char"}
 
 
-def _votable(columns, chunks) -> Iterator[bytes]:
+def _votable(columns, chunks, infos: list[tuple[str, str]], description: str) -> Iterator[bytes]:
     head = [
         '<?xml version="1.0" encoding="utf-8"?>',
         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">',
-        "<RESOURCE>",
-        "<TABLE>",
+        '<RESOURCE type="results">',
     ]
+    if description:
+        head.append(f"<DESCRIPTION>{escape(description)}</DESCRIPTION>")
+    head += [f"<INFO name={quoteattr(name)} value={quoteattr(value)}/>" for name, value in infos]
+    head.append("<TABLE>")
     for c in columns:
         attrs = f'name={quoteattr(c.name)} datatype="{_VOTABLE_TYPES[c.kind]}"'
         if c.kind == "str":

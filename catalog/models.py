@@ -6,6 +6,7 @@ FITS in Django storage, and a copy of its array in a packed shard (see
 metadata and point into those shards.
 """
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -535,3 +536,85 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} on {self.galaxy_id or self.spectrum_id or self.mock_image_id}"
+
+
+class DLARelease(models.Model):
+    """A named, frozen release of the DLA catalog (e.g. DR1): the absorbers a model version
+    found, copied at publication so that later retraining never changes them."""
+
+    name = models.CharField(
+        max_length=32,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Za-z][A-Za-z0-9_.]*$", "letters, digits, _ and . (e.g. DR1)")],
+        help_text="Release name, e.g. DR1.",
+    )
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="dla_releases")
+    description = models.TextField(blank=True)
+    min_confidence = models.FloatField(default=0.0, help_text="Absorbers below this confidence were left out.")
+    n_sightlines = models.PositiveIntegerField(help_text="Sightlines scanned.")
+    n_absorbers = models.PositiveIntegerField()
+    published_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_confidence__gte=0) & Q(min_confidence__lte=1), name="dla_release_confidence_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DLAAbsorber(SkyPosition):
+    """One absorber of a published DLA release, with its sightline's facts copied in."""
+
+    class Kind(models.TextChoices):
+        DLA = "dla", "DLA (log N >= 20.3)"
+        SUBDLA = "subdla", "sub-DLA"
+
+    # The public columns, in catalog order: the sightline's facts, then the measurement.
+    SIGHTLINE_FIELDS = ("plate", "mjd", "fiber", "thing_id", "ra", "dec", "z_qso", "snr")
+    MEASURED_FIELDS = ("z_abs", "log_nhi", "log_nhi_err", "confidence")
+
+    release = models.ForeignKey(DLARelease, on_delete=models.CASCADE, related_name="absorbers")
+    identifier = models.CharField(
+        max_length=64, unique=True, help_text="Stable public id: RELEASE-PLATE-MJD-FIBER-N (N-th absorber by z)."
+    )
+    spectrum = models.ForeignKey(
+        QuasarSpectrum, null=True, blank=True, on_delete=models.SET_NULL, related_name="dla_absorbers"
+    )
+    plate = models.PositiveIntegerField()
+    mjd = models.PositiveIntegerField()
+    fiber = models.PositiveIntegerField()
+    thing_id = models.BigIntegerField(null=True, blank=True)
+    z_qso = models.FloatField(help_text="Quasar redshift.")
+    snr = models.FloatField(help_text="Sightline's median S/N per pixel (rest 1420-1480 A).")
+    z_abs = models.FloatField(help_text="Absorber redshift (Lyman alpha).")
+    log_nhi = models.FloatField(help_text="log10 N(HI) / cm^-2.")
+    log_nhi_err = models.FloatField(help_text="1-sigma uncertainty of log N(HI), dex.")
+    confidence = models.FloatField(help_text="Share of the expected window votes, in [0, 1].")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    lyman_beta = models.BooleanField(default=False, help_text="Likely another absorber's Lyman-beta line.")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            *SkyPosition.Meta.constraints,
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="dla_absorber_confidence_range"
+            ),
+            models.CheckConstraint(condition=Q(log_nhi_err__gte=0), name="dla_absorber_log_nhi_err_positive"),
+            models.CheckConstraint(condition=Q(z_abs__gte=0) & Q(z_abs__lt=8), name="dla_absorber_z_range"),
+        ]
+        indexes = [
+            models.Index(fields=["release", "healpix"], name="dla_release_healpix"),
+            models.Index(fields=["release", "z_abs"], name="dla_release_z_abs"),
+            models.Index(fields=["release", "log_nhi"], name="dla_release_log_nhi"),
+            models.Index(fields=["release", "plate", "mjd", "fiber"], name="dla_release_sightline"),
+        ]
+
+    def __str__(self) -> str:
+        return self.identifier

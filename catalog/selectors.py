@@ -7,10 +7,12 @@ import numpy as np
 from django.db.models import Count, F, Q, QuerySet
 
 from catalog import packstore
-from catalog.errors import ApplicationError
+from catalog.errors import ApplicationError, NotFound
 from catalog.models import (
     Band,
     Cutout,
+    DLAAbsorber,
+    DLARelease,
     Galaxy,
     ImageShard,
     MockImage,
@@ -166,3 +168,62 @@ def survey_summaries() -> list[Survey]:
         for label, by_survey in counts.items():
             setattr(survey, label, by_survey.get(survey.pk, 0))
     return surveys
+
+
+# ---- the DLA catalog ---------------------------------------------------------------------------
+DLA_ORDERINGS = ("z_abs", "log_nhi", "confidence", "z_qso", "snr", "id")
+DLA_RANGES = {  # query parameter prefix -> field, allowed range
+    "z": ("z_abs", (0.0, 8.0)),
+    "logn": ("log_nhi", (15.0, 25.0)),
+    "conf": ("confidence", (0.0, 1.0)),
+    "zqso": ("z_qso", (0.0, 8.0)),
+    "snr": ("snr", (0.0, 1e4)),
+}
+
+
+def dla_release_get(*, name: str | None = None) -> DLARelease:
+    """The named release, or the latest one."""
+    if name:
+        release = DLARelease.objects.filter(name=name).first()
+        if release is None:
+            known = ", ".join(DLARelease.objects.values_list("name", flat=True)) or "none yet"
+            raise ApplicationError(f"no DLA release {name!r} (releases: {known})")
+        return release
+    release = DLARelease.objects.first()
+    if release is None:
+        raise NotFound("no DLA catalog release has been published yet")
+    return release
+
+
+def dla_absorber_search(
+    *,
+    release,
+    ranges: dict[str, tuple[float | None, float | None]] | None = None,
+    kind: str | None = None,
+    lyman_beta: bool | None = None,
+    cone: tuple[float, float, float] | None = None,
+) -> QuerySet:
+    """Absorbers of a release within the given ranges ({prefix: (min, max)} over DLA_RANGES),
+    of one type, and inside a cone (ra, dec, radius in degrees)."""
+    queryset = DLAAbsorber.objects.filter(release=release)
+    for prefix, (lo, hi) in (ranges or {}).items():
+        field, (allowed_lo, allowed_hi) = DLA_RANGES[prefix]
+        for label, value in ((f"{prefix}_min", lo), (f"{prefix}_max", hi)):
+            if value is not None and not (math.isfinite(value) and allowed_lo <= value <= allowed_hi):
+                raise ApplicationError(f"{label} {value} outside [{allowed_lo:g}, {allowed_hi:g}]")
+        if lo is not None and hi is not None and lo > hi:
+            raise ApplicationError(f"{prefix}_min {lo} is above {prefix}_max {hi}")
+        if lo is not None:
+            queryset = queryset.filter(**{f"{field}__gte": lo})
+        if hi is not None:
+            queryset = queryset.filter(**{f"{field}__lte": hi})
+    if kind is not None:
+        if kind not in DLAAbsorber.Kind.values:
+            raise ApplicationError(f"type must be one of {', '.join(DLAAbsorber.Kind.values)}, got {kind!r}")
+        queryset = queryset.filter(kind=kind)
+    if lyman_beta is not None:
+        queryset = queryset.filter(lyman_beta=lyman_beta)
+    if cone is not None:
+        ra, dec, radius = cone
+        queryset = cone_filter(queryset, ra=ra, dec=dec, radius_deg=radius)
+    return queryset

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files (no CDN)
     "accounts",
     "catalog",
     "labeling",
@@ -56,6 +57,9 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "labeling:projects"
 LOGOUT_REDIRECT_URL = "catalog:home"
 SPECTACULAR_SETTINGS = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "galaxylab API",
     "DESCRIPTION": "Catalog, votes and fractions of galaxylab.",
     "VERSION": "1",

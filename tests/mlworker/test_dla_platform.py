@@ -85,3 +85,35 @@ def test_dla_versions_apply_to_spectroscopic_surveys_only(dla_version, mock_gala
 def test_unknown_dla_options_are_refused():
     with pytest.raises(ApplicationError, match="unknown training options"):
         training_start(task="dla", trigger=TrainingRun.Trigger.CLI, config={"layers": 3})
+
+
+def test_publishing_freezes_a_release_that_retraining_never_changes(dla_version, client):
+    from catalog.models import DLAAbsorber, DLARelease
+
+    out = io.StringIO()
+    call_command("publish_dla", "DR1", "--description", "first", stdout=out)
+    assert "published DR1" in out.getvalue()
+    dr1 = DLARelease.objects.get(name="DR1")
+    predicted = sum(len(p.values["absorbers"]) for p in Prediction.objects.filter(model_version=dla_version))
+    assert dr1.n_absorbers == predicted == DLAAbsorber.objects.filter(release=dr1).count()
+    assert dr1.n_sightlines == 24 and dr1.model_version == dla_version
+    frozen = list(DLAAbsorber.objects.filter(release=dr1).order_by("identifier").values_list("identifier", "z_abs"))
+    with pytest.raises(CommandError, match="exists and is frozen"):
+        call_command("publish_dla", "DR1")
+    with pytest.raises(CommandError, match="release name"):
+        call_command("publish_dla", "1-bad name")
+    # retrain: a new version (promoted or not) and its predictions leave DR1 as it was
+    run = training_start(task="dla", trigger=TrainingRun.Trigger.CLI, config={**TINY_DLA, "seed": 1})
+    training_execute(run_id=run.pk, worker="test")
+    for chunk in PredictionChunk.objects.filter(status=PredictionChunk.Status.PENDING):
+        P.prediction_chunk_execute(chunk_id=chunk.pk, worker="test")
+    second = ModelVersion.objects.get(task="dla", number=2)
+    call_command("publish_dla", "DR2", "--version", "2", stdout=io.StringIO())
+    assert DLARelease.objects.get(name="DR2").model_version == second
+    again = list(DLAAbsorber.objects.filter(release=dr1).order_by("identifier").values_list("identifier", "z_abs"))
+    assert again == frozen
+    if frozen:
+        identifier = frozen[0][0]
+        assert identifier.startswith("DR1-") and client.get(f"/api/dla/{identifier}/").json()["release"] == "DR1"
+    latest = client.get("/api/dla/?page_size=1000").json()["results"]
+    assert all(r["release"] == "DR2" for r in latest)
