@@ -9,6 +9,7 @@ urlpatterns = [
     path("galaxies/<int:pk>/", views.galaxy_detail, name="galaxy"),
     path("spectra/<int:pk>/", views.spectrum_detail, name="spectrum"),
     path("spectra/<int:pk>.png", views.spectrum_png, name="spectrum-png"),
+    path("spectra/<int:pk>/dla.png", views.spectrum_dla_png, name="spectrum-dla-png"),
     path("simulations/<int:pk>/", views.simulation_run_detail, name="simulation-run"),
     path("cutouts/<int:pk>.png", views.cutout_png, name="cutout-png"),
     path("mock-images/<int:pk>.png", views.mock_image_png, name="mock-image-png"),

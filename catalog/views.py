@@ -76,7 +76,30 @@ def galaxy_detail(request, pk: int):
 @require_GET
 def spectrum_detail(request, pk: int):
     spectrum = get_object_or_404(QuasarSpectrum.objects.select_related("survey"), pk=pk)
-    return render(request, "catalog/spectrum_detail.html", {"spectrum": spectrum})
+    from mlworker.dla_catalog import sightline_dla
+
+    return render(
+        request, "catalog/spectrum_detail.html", {"spectrum": spectrum, "dla": sightline_dla(spectrum=spectrum)}
+    )
+
+
+@require_GET
+def spectrum_dla_png(request, pk: int):
+    spectrum = get_object_or_404(QuasarSpectrum, pk=pk)
+    from mlworker.dla_catalog import sightline_dla, sightline_dla_png
+
+    found = sightline_dla(spectrum=spectrum)
+    if found is None or found["version"] is None:
+        raise Http404("the DLA finder has not scanned this sightline")
+    params = rendering.RenderParams(stretch="linear")
+    return _png(
+        rendering.cached_render(
+            f"dla-v{found['version'].pk}",
+            spectrum.checksum,
+            params,
+            lambda: sightline_dla_png(spectrum=spectrum, absorbers=found["absorbers"]),
+        )
+    )
 
 
 @require_GET

@@ -84,3 +84,83 @@ def dla_evaluate(*, version: ModelVersion, truth: list[tuple], seed: int = 0) ->
         "n_predicted_absorbers": len(predicted),
         **report,
     }
+
+
+def sightline_dla(*, spectrum) -> dict | None:
+    """What the promoted DLA finder found on a sightline, and the latest release's entries:
+    {"version", "absorbers": [...], "released": [DLAAbsorber...], "release"}; None if the
+    finder has not scanned it."""
+    from catalog.models import DLAAbsorber, DLARelease
+
+    version = ModelVersion.objects.filter(task=ModelTask.DLA, is_promoted=True).first()
+    prediction = (
+        Prediction.objects.filter(model_version=version, spectrum=spectrum).first() if version is not None else None
+    )
+    release = DLARelease.objects.first()
+    released = (
+        list(DLAAbsorber.objects.filter(release=release, plate=spectrum.plate, mjd=spectrum.mjd, fiber=spectrum.fiber))
+        if release
+        else []
+    )
+    if prediction is None and not released:
+        return None
+    return {
+        "version": version if prediction else None,
+        "absorbers": sorted(prediction.values["absorbers"], key=lambda a: a["z_abs"]) if prediction else [],
+        "release": release if released else None,
+        "released": sorted(released, key=lambda a: a.z_abs),
+    }
+
+
+def sightline_dla_png(*, spectrum, absorbers: list[dict]) -> bytes:
+    """The spectrum with its continuum estimate, each absorber marked (Lyman alpha, and Lyman
+    beta for DLAs) and the continuum times every non-Lyman-beta absorber's Voigt profile at its
+    fitted N(HI) (b = 30 km/s) overlaid."""
+    import io as _io
+
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from catalog.selectors import spectra_arrays
+    from mlworker.ml.continuum import continuum_estimate
+    from mlworker.synthetic.spectra import LYA, LYB, Absorber, absorber_tau
+
+    start, flux, ivar = spectra_arrays(spectrum_ids=[spectrum.pk])[0]
+    wave = 10 ** ((start + np.arange(flux.size)) * 1e-4)
+    good = ivar > 0
+    continuum = continuum_estimate(start, flux, ivar, spectrum.z_qso)
+    tau = np.zeros(flux.size)
+    for a in absorbers:
+        if not a["lyman_beta"]:
+            tau += absorber_tau(wave, Absorber(z_abs=a["z_abs"], log_nhi=a["log_nhi"], b_kms=30.0))
+    fig = Figure(figsize=(10, 3.6), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(wave, np.where(good, flux, np.nan), lw=0.5, color="k", label="flux")
+    ax.plot(wave, continuum, lw=1.0, color="tab:green", label="continuum estimate")
+    if absorbers:
+        ax.plot(wave, continuum * np.exp(-tau), lw=1.0, color="tab:orange", label="Voigt profiles at fitted N(HI)")
+    for a in absorbers:
+        colour = "tab:purple" if a["lyman_beta"] else ("tab:red" if a["type"] == "dla" else "tab:blue")
+        lya = LYA[0] * (1 + a["z_abs"])
+        ax.axvline(lya, color=colour, lw=0.8, ls="--")
+        label = ("Ly$\\beta$? " if a["lyman_beta"] else "") + f"{a['log_nhi']:.2f}"
+        ax.text(lya, 1.0, label, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8, color=colour)
+        if a["type"] == "dla" and not a["lyman_beta"]:
+            ax.axvline(LYB[0] * (1 + a["z_abs"]), color=colour, lw=0.6, ls=":")
+    blue = wave < LYA[0] * (1 + spectrum.z_qso) * 1.05
+    shown = flux[good & blue] if (good & blue).any() else flux[good]
+    if shown.size:
+        lo, hi = np.percentile(shown, [1, 99.5])
+        ax.set_ylim(min(lo, 0) - 0.1 * (hi - lo), hi + 0.25 * (hi - lo))
+    ax.set_xlim(max(wave[0], 880 * (1 + spectrum.z_qso)), min(wave[-1], 1600 * (1 + spectrum.z_qso)))
+    ax.set_xlabel("observed wavelength [$\\AA$]")
+    ax.set_ylabel("$f_\\lambda$")
+    ax.set_title(f"{spectrum}  z_qso = {spectrum.z_qso:.3f}: absorbers (log N(HI) above each)", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

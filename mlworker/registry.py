@@ -190,8 +190,14 @@ class DLATask(_TorchTask):
         import numpy as np
         import torch
 
+        from django.conf import settings
+
         from catalog.selectors import spectra_arrays
-        from mlworker.ml.dla import absorbers_from_scan, ambiguity, scan, scan_input
+        from mlworker.ml.dla import absorbers_from_scan, ambiguity, scan, scan_input, scan_windowed
+
+        # "windowed" (every 400-pixel window through the network, in chunks of 512) is the
+        # baseline the one-pass scan is measured against (bench/dla.py); same outputs
+        scanner = scan_windowed if getattr(settings, "GALAXYLAB_DLA_SCAN", "one-pass") == "windowed" else scan
 
         checkpoint, model = loaded
         cfg = checkpoint["config"]
@@ -206,7 +212,7 @@ class DLATask(_TorchTask):
                 for i, (first, flux, ivar) in zip(ids, spectra_arrays(spectrum_ids=ids), strict=True)
             ]
             with torch.inference_mode():
-                prob, offset, column = scan(model, torch.from_numpy(np.stack([x for x, _ in inputs])).to(device))
+                prob, offset, column = scanner(model, torch.from_numpy(np.stack([x for x, _ in inputs])).to(device))
             prob, offset, column = (t.float().cpu().numpy() for t in (prob, offset, column))
             for j, i in enumerate(ids):
                 covered = inputs[j][1]

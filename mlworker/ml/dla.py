@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlworker.ml.common import EpochReporter, TrainResult
+from mlworker.ml.continuum import continuum_estimate
 from mlworker.ml.device import autocast, pick_device
 
 LOGLAM_STEP = 1e-4
@@ -41,7 +42,6 @@ BORDER_PX = 80  # centres 60-80 pixels from an absorber are neither positive nor
 MIN_POSITIVE_LOGN = 19.5  # sub-DLAs and DLAs are positives; weaker systems are "ignored"
 MIN_LABELLED_LOGN = 19.3
 DLA_LOGN = 20.3
-CONTINUUM_WINDOWS = ((1280.0, 1290.0), (1315.0, 1325.0), (1440.0, 1470.0), (1690.0, 1710.0), (2160.0, 2180.0))
 MATCH_DZ = 0.015
 
 
@@ -50,8 +50,8 @@ class DLAConfig:
     train_sightlines: int = 4000
     test_sightlines: int = 600
     dla_boost: float = 6.0  # absorber incidence in the training mocks, relative to the real one
-    epochs: int = 12
-    windows_per_epoch: int = 60_000
+    epochs: int = 30
+    windows_per_epoch: int = 100_000
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -63,35 +63,6 @@ class DLAConfig:
 
 
 # ---- continuum and scan input -------------------------------------------------------------
-def continuum_estimate(start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float) -> np.ndarray:
-    """A power law f = A (lambda / 1450 A)^alpha through the medians of the good pixels in
-    line-free rest-frame windows red-ward of Lyman alpha (one window: alpha = -1.5; none: the
-    median of the good pixels red-ward of Lyman alpha, or of all of them)."""
-    flux = np.asarray(flux, dtype=np.float64)
-    good = np.asarray(ivar) > 0
-    rest = 10 ** ((start_index + np.arange(flux.size)) * LOGLAM_STEP) / (1.0 + z_qso)
-    xs, ys = [], []
-    for lo, hi in CONTINUUM_WINDOWS:
-        inside = good & (rest >= lo) & (rest <= hi)
-        if inside.sum() >= 5:
-            level = float(np.median(flux[inside]))
-            if level > 0:
-                xs.append(np.log10(np.sqrt(lo * hi) / 1450.0))
-                ys.append(np.log10(level))
-    if len(xs) >= 2:
-        slope, intercept = np.polyfit(xs, ys, 1)
-        slope = float(np.clip(slope, -4.0, 2.0))
-        intercept = float(np.mean(np.asarray(ys) - slope * np.asarray(xs)))
-    elif len(xs) == 1:
-        slope, intercept = -1.5, ys[0] + 1.5 * xs[0]
-    else:
-        red = good & (rest > 1230.0)
-        pool = flux[red] if red.sum() >= 10 else flux[good]
-        level = float(np.median(pool)) if pool.size else 1.0
-        slope, intercept = 0.0, np.log10(level if level > 0 else 1.0)
-    return 10 ** (intercept + slope * np.log10(rest / 1450.0))
-
-
 def scan_start(z_qso: float) -> int:
     """Grid index of the first scanned pixel (rest 900 A)."""
     return int(math.ceil(math.log10(SCAN_REST[0] * (1.0 + z_qso)) / LOGLAM_STEP - 1e-9))
@@ -354,7 +325,7 @@ def absorbers_from_scan(
     positive votes for its centre + offset; the votes, smoothed over +-4 pixels and scaled so
     that the ~121 windows of one absorber give 1, peak at absorbers (>= ``threshold``,
     separated by a dip to half the lower peak); confidence = min(1, peak); log N(HI) = mean of
-    the column-density head over windows within +-30 pixels of the peak (its standard deviation
+    the column-density head over the voting windows within +-30 pixels of the peak (their spread
     with ``column_sigma`` from the held-out set added in quadrature); a peak within 15 A of a
     stronger one's Lyman-beta line (0.3 dex weaker) is flagged."""
     from scipy.signal import find_peaks
@@ -373,6 +344,8 @@ def absorbers_from_scan(
         near = keep & (np.abs(target - k) <= 4)
         centre = float(np.mean(target[near])) if near.any() else float(k)
         around = covered & (np.abs(np.arange(n) - centre) <= 30)
+        if (around & voting).sum() >= 3:
+            around &= voting
         values = log_nhi[around] if around.any() else log_nhi[[k]]
         col = float(np.mean(values))
         err = float(np.sqrt(np.var(values) + column_sigma**2))
@@ -607,6 +580,11 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
     neg = np.argwhere(label == 0)
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("the training sightlines need windows with and without absorbers")
+    # Positives drawn flat in log N(HI) (0.25 dex bins): f(N) is steep, and a network shown
+    # mostly weak systems pulls every DLA's column density down towards them.
+    bins = np.clip(((column[pos[:, 0], pos[:, 1]] - MIN_POSITIVE_LOGN) / 0.25).astype(int), 0, None)
+    pos_weight = 1.0 / np.bincount(bins)[bins]
+    pos_weight /= pos_weight.sum()
     x = torch.from_numpy(data.x)
     windows = x.unfold(1, WINDOW, 1)  # (n, 1749, 400) view
     model = DLANet(cfg.dropout).to(device)
@@ -621,7 +599,7 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
         model.train()
         total, seen = 0.0, 0
         for _ in range(steps_per_epoch):
-            pick = np.concatenate([pos[rng.integers(0, len(pos), half)], neg[rng.integers(0, len(neg), half)]])
+            pick = np.concatenate([pos[rng.choice(len(pos), half, p=pos_weight)], neg[rng.integers(0, len(neg), half)]])
             i, k = torch.from_numpy(pick[:, 0]), torch.from_numpy(pick[:, 1])
             xb = windows[i, k]
             # a continuum misplaced by a few per cent, as on real spectra

@@ -365,10 +365,12 @@ def speclite_hdulist(sightline: MockSightline, seed: int):
     return fits.HDUList([primary, coadd, specobj])
 
 
-def _write_chunk(indices: list[int], seed: int, dla_boost: float, outdir: str) -> tuple[list, list]:
+def _write_chunk(
+    indices: list[int], seed: int, dla_boost: float, outdir: str, snr_range: tuple[float, float] = (3.0, 30.0)
+) -> tuple[list, list]:
     from pathlib import Path
 
-    sim = SpectraSimulator()
+    sim = SpectraSimulator(SpectraMockConfig(snr_range=snr_range))
     sightline_rows, absorber_rows = [], []
     for i in indices:
         s = sim.simulate(i, seed, dla_boost=dla_boost)
@@ -384,9 +386,17 @@ def _write_chunk(indices: list[int], seed: int, dla_boost: float, outdir: str) -
 
 
 def write_spectra_mock(
-    outdir, n: int, seed: int, *, dla_boost: float = 1.0, workers: int = 1, on_progress=None
+    outdir,
+    n: int,
+    seed: int,
+    *,
+    dla_boost: float = 1.0,
+    snr_range: tuple[float, float] = (3.0, 30.0),
+    workers: int = 1,
+    on_progress=None,
 ) -> None:
-    """Writes ``spectra/spec-PLATE-MJD-FIBER.fits``, ``sightlines_truth.csv``, ``absorbers_truth.csv``."""
+    """Writes ``spectra/spec-PLATE-MJD-FIBER.fits``, ``sightlines_truth.csv``, ``absorbers_truth.csv``
+    (S/N per pixel at rest 1420-1480 A log-uniform in ``snr_range``)."""
     from concurrent.futures import ProcessPoolExecutor
     from pathlib import Path
 
@@ -398,12 +408,14 @@ def write_spectra_mock(
     results = []
     if workers <= 1:
         for chunk in chunks:
-            results.append(_write_chunk(chunk, seed, dla_boost, str(out / "spectra")))
+            results.append(_write_chunk(chunk, seed, dla_boost, str(out / "spectra"), snr_range))
             if on_progress:
                 on_progress(len(chunk))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_write_chunk, chunk, seed, dla_boost, str(out / "spectra")) for chunk in chunks]
+            futures = [
+                pool.submit(_write_chunk, chunk, seed, dla_boost, str(out / "spectra"), snr_range) for chunk in chunks
+            ]
             for chunk, future in zip(chunks, futures, strict=True):
                 results.append(future.result())
                 if on_progress:

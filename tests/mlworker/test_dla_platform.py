@@ -117,3 +117,19 @@ def test_publishing_freezes_a_release_that_retraining_never_changes(dla_version,
         assert identifier.startswith("DR1-") and client.get(f"/api/dla/{identifier}/").json()["release"] == "DR1"
     latest = client.get("/api/dla/?page_size=1000").json()["results"]
     assert all(r["release"] == "DR2" for r in latest)
+
+
+def test_sightline_page_shows_the_absorbers_and_their_voigt_profiles(dla_version, client):
+    with_absorbers = next(
+        (p for p in Prediction.objects.filter(model_version=dla_version) if p.values["absorbers"]), None
+    )
+    spectrum = (with_absorbers or Prediction.objects.filter(model_version=dla_version).first()).spectrum
+    page = client.get(f"/spectra/{spectrum.pk}/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Damped Lyman-alpha absorbers" in html and str(dla_version) in html
+    assert f"/spectra/{spectrum.pk}/dla.png" in html
+    if with_absorbers:
+        assert f"{with_absorbers.values['absorbers'][0]['z_abs']:.4f}" in html
+    png = client.get(f"/spectra/{spectrum.pk}/dla.png")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    assert client.get("/spectra/999999/dla.png").status_code == 404

@@ -1,0 +1,133 @@
+"""Acceptance of the DLA finder: does it recover the absorbers of fresh mock sightlines?
+
+    python bench/acceptance_dla.py [--sightlines 3000] [--small] [--check] [--set key=value ...]
+
+With fixed seeds: trains the default DLA configuration through the platform's training
+service (mock training set made on the worker, held-out metrics, registration), writes
+--sightlines fresh mock spec-lite files (S/N 4-25, the real DLA incidence, other seeds than
+training), ingests them, scans them through the prediction path and matches the catalog
+against the mock's truth table exactly as ``manage.py evaluate dla --truth`` does; prints JSON.
+
+Targets (Parks et al. 2018, GPU-trained: 97.4% as DLA, 1.4% false, 0.0022, 0.15 dex):
+completeness as absorber >= 95% and as DLA >= 90%, at most 3% of predicted DLAs matching no
+true absorber with log N >= 20.0, sigma(z) <= 0.003, sigma(log N) <= 0.2 dex; training within
+30 minutes on this CPU. --small (CI) trains briefly and checks loose floors; --check exits 1
+when a target (or floor) is missed.
+"""
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _setup import WORK, commit, setup
+
+SURVEY = "bench-dla"
+TARGETS = {
+    "completeness_absorber": (">=", 0.95),
+    "completeness_dla": (">=", 0.90),
+    "false_dla_fraction": ("<=", 0.03),
+    "sigma_z": ("<=", 0.003),
+    "sigma_log_nhi": ("<=", 0.2),
+}
+FLOORS = {  # --small: a short training on few sightlines must still find most DLAs
+    "completeness_absorber": (">=", 0.5),
+    "false_dla_fraction": ("<=", 0.5),
+    "sigma_z": ("<=", 0.02),
+}
+SMALL = {"train_sightlines": 600, "test_sightlines": 100, "epochs": 4, "windows_per_epoch": 25_000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sightlines", type=int, help="Fresh sightlines to scan (default 3000; 300 with --small).")
+    parser.add_argument("--seed", type=int, default=2018)
+    parser.add_argument("--small", action="store_true", help="CI size: short training, 300 sightlines, floors.")
+    parser.add_argument("--check", action="store_true", help="Exit 1 if a target is missed.")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="Training option override.")
+    parser.add_argument("--workers", type=int, default=2, help="Processes writing the mock.")
+    args = parser.parse_args()
+    n = args.sightlines or (300 if args.small else 3000)
+    setup(default_db="postgres://postgres@127.0.0.1:5432/galaxylab_bench_dla")
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    from catalog.models import DLARelease, ModelVersion, Survey
+    from mlworker.dla_catalog import dla_evaluate, truth_read
+    from mlworker.management.commands.train import parse_overrides
+    from mlworker.models import PredictionChunk, TrainingRun
+    from mlworker.services import predictions as P
+    from mlworker.services.training import training_execute
+    from mlworker.synthetic.spectra import write_spectra_mock
+
+    quiet = io.StringIO()
+    timings = {}
+    started = time.perf_counter()
+    Survey.objects.filter(name=SURVEY).delete()
+    DLARelease.objects.filter(model_version__task="dla", model_version__variant="mock").delete()
+    TrainingRun.objects.filter(task="dla", variant="mock").delete()
+    ModelVersion.objects.filter(task="dla", variant="mock").delete()
+    overrides = dict(SMALL) if args.small else {}
+    overrides.update(parse_overrides(args.set))
+    run = TrainingRun.objects.create(task="dla", variant="mock", trigger=TrainingRun.Trigger.CLI, config=overrides)
+    t = time.perf_counter()
+    training_execute(run_id=run.pk, worker="bench")  # in this process: the worker's code path, no broker
+    timings["train_total_s"] = round(time.perf_counter() - t, 1)
+    run.refresh_from_db()
+    if run.status != TrainingRun.Status.SUCCEEDED:
+        raise SystemExit(f"training failed: {run.error}")
+    version = run.model_version
+    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+        out = Path(tmp)
+        t = time.perf_counter()
+        write_spectra_mock(out, n, args.seed, snr_range=(4.0, 25.0), workers=args.workers)
+        timings["mock_s"] = round(time.perf_counter() - t, 1)
+        t = time.perf_counter()
+        call_command("ingest_spectra", str(out / "spectra"), survey=SURVEY, workers=args.workers, stdout=quiet)
+        timings["ingest_s"] = round(time.perf_counter() - t, 1)
+        truth = truth_read(out / "absorbers_truth.csv")
+    t = time.perf_counter()
+    survey = Survey.objects.get(name=SURVEY)
+    P.prediction_run_start(version=version, survey=survey, only_missing=True)
+    for chunk in PredictionChunk.objects.filter(run__model_version=version, status=PredictionChunk.Status.PENDING):
+        P.prediction_chunk_execute(chunk_id=chunk.pk, worker="bench")
+    timings["scan_s"] = round(time.perf_counter() - t, 1)
+    report = dla_evaluate(version=version, truth=truth, seed=args.seed)
+    overall = report["overall"]
+    checks = {}
+    for name, (op, limit) in (FLOORS if args.small else TARGETS).items():
+        value = overall[name]
+        checks[name] = value is not None and (value >= limit if op == ">=" else value <= limit)
+    train_seconds = version.metrics.get("train_seconds") or 0.0
+    if not args.small:
+        checks["training_within_30_minutes"] = train_seconds <= 1800
+    result = {
+        "commit": commit(),
+        "database": connection.vendor,
+        "n_sightlines": n,
+        "snr_range": [4.0, 25.0],
+        "config": version.config,
+        "device": version.device,
+        "version": str(version),
+        "held_out_during_training": {
+            k: version.metrics.get(k)
+            for k in ("completeness_absorber", "completeness_dla", "false_dla_fraction", "sigma_z", "sigma_log_nhi")
+        },
+        "seconds": {**timings, "training": train_seconds, "all": round(time.perf_counter() - started, 1)},
+        "targets": {k: f"{op} {limit}" for k, (op, limit) in (FLOORS if args.small else TARGETS).items()},
+        "checks": checks,
+        "passed": all(checks.values()),
+        "mode": "small (CI floors)" if args.small else "full (targets)",
+        **report,
+    }
+    print(json.dumps(result, indent=1))
+    if args.check and not result["passed"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
