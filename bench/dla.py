@@ -73,6 +73,48 @@ def scan_speed(n: int, quiet) -> dict:
     return out
 
 
+def model_only(n: int, batch: int) -> dict:
+    """The bare network on this machine's device (the GPU when present): sightlines/s for the
+    windowed baseline and the one-pass scan, and their largest difference."""
+    import torch
+
+    from mlworker.ml.device import pick_device
+    from mlworker.ml.dla import DLANet, scan, scan_input, scan_windowed
+    from mlworker.synthetic.spectra import SpectraSimulator
+
+    device = pick_device()
+    sim = SpectraSimulator()
+    inputs = []
+    for i in range(min(n, 64)):
+        s = sim.simulate(i, 9, dla_boost=3.0)
+        inputs.append(scan_input(sim.cfg.start_index, s.flux, s.ivar, s.z_qso)[0])
+    x = torch.from_numpy(np.stack([inputs[i % len(inputs)] for i in range(n)])).to(device)
+    torch.manual_seed(0)
+    model = DLANet().to(device).eval()
+    out = {"device": str(device), "n_sightlines": n, "batch": batch}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(0)
+    results = {}
+    with torch.inference_mode():
+        for name, fn in (("windowed", scan_windowed), ("one-pass", scan)):
+            fn(model, x[:batch])  # warm-up
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            parts = [fn(model, x[i : i + batch]) for i in range(0, n, batch)]
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t
+            results[name] = [torch.cat(p) for p in zip(*parts, strict=True)]
+            out[name] = {"seconds": round(seconds, 3), "sightlines_per_s": round(n / seconds, 1)}
+    out["ratio"] = round(out["one-pass"]["sightlines_per_s"] / out["windowed"]["sightlines_per_s"], 2)
+    out["max_abs_difference"] = {
+        k: float((a - b).abs().max())
+        for k, a, b in zip(("prob", "offset_px", "log_nhi"), results["windowed"], results["one-pass"], strict=True)
+    }
+    return out
+
+
 def make_release(n: int):
     from catalog.bulk import bulk_upsert
     from catalog.models import DLAAbsorber, DLARelease, ModelTask, ModelVersion
@@ -209,7 +251,16 @@ def main() -> None:
     parser.add_argument("--absorbers", type=int, default=1_000_000)
     parser.add_argument("--cones", type=int, default=200)
     parser.add_argument("--skip-scan", action="store_true")
+    parser.add_argument(
+        "--model-only",
+        action="store_true",
+        help="Only the bare network's scan rate on this machine's device (GPU if present); no database.",
+    )
+    parser.add_argument("--batch", type=int, default=8, help="Sightlines per scan call with --model-only.")
     args = parser.parse_args()
+    if args.model_only:
+        print(json.dumps({"commit": commit(), "model_only": model_only(args.sightlines, args.batch)}, indent=1))
+        return
     setup(default_db="postgres://postgres@127.0.0.1:5432/galaxylab_bench_dla_speed")
     import io
 
