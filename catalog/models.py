@@ -257,6 +257,10 @@ class QuasarSpectrum(SkyPosition):
     )
     fits_file = models.FileField(max_length=255, help_text="The original spec-lite FITS file.")
     checksum = models.CharField(max_length=64, help_text="SHA-256 of the FITS file's bytes.")
+    dla_free = models.BooleanField(
+        default=False,
+        help_text="Marked free of DLAs by a user: the DLA finder trains on it with Voigt-profile DLAs inserted.",
+    )
     shard = models.ForeignKey(SpectrumShard, on_delete=models.CASCADE, related_name="+")
     shard_offset = models.BigIntegerField(help_text="Index of the first pixel in the shard.")
     created_at = models.DateTimeField(db_default=Now(), editable=False)

@@ -130,10 +130,56 @@ def morphology_dataset_export(*, variant: str, image_size: int = 64) -> tuple[Da
     return export, band
 
 
+def _with_inserted_dlas(data, cfg):
+    """Adds, for training only, ``cfg.inserted_copies`` copies of every sightline a user marked
+    free of DLAs (up to ``cfg.max_dla_free``), each with mock absorbers inserted."""
+    from catalog.models import QuasarSpectrum
+    from catalog.selectors import spectra_arrays
+    from mlworker.ml.dla import DLAData, scan_input
+    from mlworker.synthetic.spectra import insert_absorbers
+
+    free = list(
+        QuasarSpectrum.objects.filter(dla_free=True)
+        .order_by("pk")
+        .values_list("pk", "plate", "mjd", "fiber", "z_qso", "snr")[: cfg.max_dla_free]
+    )
+    if not free:
+        return data, 0
+    rng = np.random.default_rng([cfg.seed, 2018])
+    rows, absorbers = [], []
+    first = len(data.x)
+    for start in range(0, len(free), 500):
+        batch = free[start : start + 500]
+        for (_pk, plate, mjd, fiber, z_qso, snr), (s0, flux, ivar) in zip(
+            batch, spectra_arrays(spectrum_ids=[b[0] for b in batch]), strict=True
+        ):
+            for copy in range(cfg.inserted_copies):
+                inserted, found = insert_absorbers(s0, flux, ivar, z_qso, rng, cfg.dla_boost)
+                x, covered = scan_input(s0, inserted, ivar, z_qso)
+                row = first + len(rows)
+                rows.append((x, covered, z_qso, snr, f"{plate}-{mjd}-{fiber}+{copy + 1}"))
+                absorbers += [(row, a.z_abs, a.log_nhi) for a in found]
+    n = len(rows)
+    merged = DLAData(
+        x=np.concatenate([data.x, np.stack([r[0] for r in rows])]),
+        covered=np.concatenate([data.covered, np.stack([r[1] for r in rows])]),
+        z_qso=np.concatenate([data.z_qso, [r[2] for r in rows]]),
+        snr=np.concatenate([data.snr, [r[3] for r in rows]]),
+        sightline_ids=np.concatenate([data.sightline_ids, [r[4] for r in rows]]),
+        absorber_sightline=np.concatenate([data.absorber_sightline, np.array([a[0] for a in absorbers], np.int64)]),
+        absorber_z=np.concatenate([data.absorber_z, [a[1] for a in absorbers]]),
+        absorber_log_nhi=np.concatenate([data.absorber_log_nhi, [a[2] for a in absorbers]]),
+        is_test=np.concatenate([data.is_test, np.zeros(n, bool)]),
+        is_validation=np.concatenate([data.is_validation, np.zeros(n, bool)]),
+    )
+    return merged, len(free)
+
+
 def dla_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
     """Variant "mock": ``cfg.train_sightlines`` mock sightlines with the DLA incidence raised
     ``cfg.dla_boost`` times (10% of them validate) and ``cfg.test_sightlines`` held out, made
-    with fixed seeds from ``cfg.seed``."""
+    with fixed seeds from ``cfg.seed``; plus, for training, the sightlines users marked free of
+    DLAs with mock DLAs inserted (``cfg.inserted_copies`` copies each)."""
     from mlworker.synthetic.spectra import dla_mock_data
 
     if variant != "mock":
@@ -148,6 +194,9 @@ def dla_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
         validation_fraction=0.1 * cfg.train_sightlines / n,
         workers=2,
     )
+    n_inserted = 0
+    if cfg.inserted_copies > 0:
+        data, n_inserted = _with_inserted_dlas(data, cfg)
     export = _export_save(
         task=ModelTask.DLA,
         variant=variant,
@@ -158,6 +207,7 @@ def dla_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
             "seed": 1000 + cfg.seed,
             "dla_boost": cfg.dla_boost,
             "n_absorbers": len(data.absorber_z),
+            "n_inserted_sightlines": n_inserted,
             "split": "the last test_sightlines held out; 10% of the rest validate",
         },
     )

@@ -6,8 +6,6 @@ from pathlib import Path
 from catalog.errors import ApplicationError
 from catalog.models import ModelTask, ModelVersion, Prediction
 
-TRUTH_COLUMNS = ("plate", "mjd", "fiber", "z_abs", "log_nhi")
-
 
 def dla_version(*, number: int | None = None, variant: str = "mock") -> ModelVersion:
     """The named version of the DLA finder, or the promoted one."""
@@ -34,34 +32,11 @@ def dla_predicted_absorbers(*, version: ModelVersion) -> tuple[dict, list[dict]]
 
 
 def truth_read(path: str | Path) -> list[tuple]:
-    """A truth table (CSV, ECSV, FITS or VOTable) with plate, mjd, fiber, z_abs, log_nhi."""
-    from catalog.errors import IngestError
-    from catalog.ingest.tables import read_table
+    """A truth table (CSV, ECSV, FITS or VOTable) with plate, mjd, fiber, z_abs, log_nhi:
+    ((plate, mjd, fiber), z_abs, log_nhi) per absorber."""
+    from catalog.ingest.tables import read_sightline_table
 
-    path = Path(path)
-    if not path.exists():
-        raise ApplicationError(f"no truth table at {path}")
-    try:
-        table = read_table(path)
-    except IngestError as exc:
-        raise ApplicationError(f"cannot read the truth table: {exc.message}") from None
-    names = {n.lower(): n for n in table.colnames}
-    missing = [c for c in TRUTH_COLUMNS if c not in names]
-    if missing:
-        raise ApplicationError(
-            f"the truth table {path.name} lacks the columns {missing} (it needs {', '.join(TRUTH_COLUMNS)})"
-        )
-    try:
-        return [
-            (
-                (int(r[names["plate"]]), int(r[names["mjd"]]), int(r[names["fiber"]])),
-                float(r[names["z_abs"]]),
-                float(r[names["log_nhi"]]),
-            )
-            for r in table
-        ]
-    except (TypeError, ValueError) as exc:
-        raise ApplicationError(f"the truth table {path.name} has a non-numeric value: {exc}") from None
+    return [(r[:3], r[3], r[4]) for r in read_sightline_table(path, extra=("z_abs", "log_nhi"), what="truth table")]
 
 
 def dla_evaluate(*, version: ModelVersion, truth: list[tuple], seed: int = 0) -> dict:

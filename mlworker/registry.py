@@ -189,7 +189,6 @@ class DLATask(_TorchTask):
         1 - |2 p - 1|; out of distribution: S/N outside the training range."""
         import numpy as np
         import torch
-
         from django.conf import settings
 
         from catalog.selectors import spectra_arrays

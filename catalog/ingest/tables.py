@@ -316,3 +316,29 @@ def validate(
         notices=notices,
         mapping={fld: col for fld, col in resolved.items()},
     )
+
+
+def read_sightline_table(path, extra: tuple[str, ...] = (), what: str = "table") -> list[tuple]:
+    """Rows (plate, mjd, fiber, *extra) of a table naming sightlines, any format astropy
+    reads; ApplicationError (nothing else) for a missing file, missing columns or bad values."""
+    from catalog.errors import ApplicationError
+
+    path = Path(path)
+    if not path.exists():
+        raise ApplicationError(f"no {what} at {path}")
+    try:
+        table = read_table(path)
+    except IngestError as exc:
+        raise ApplicationError(f"cannot read the {what}: {exc.message}") from None
+    names = {n.lower(): n for n in table.colnames}
+    wanted = ("plate", "mjd", "fiber", *extra)
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise ApplicationError(f"the {what} {path.name} lacks the columns {missing} (it needs {', '.join(wanted)})")
+    try:
+        return [
+            (int(r[names["plate"]]), int(r[names["mjd"]]), int(r[names["fiber"]]), *(float(r[names[c]]) for c in extra))
+            for r in table
+        ]
+    except (TypeError, ValueError) as exc:
+        raise ApplicationError(f"the {what} {path.name} has a non-numeric value: {exc}") from None

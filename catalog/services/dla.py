@@ -109,3 +109,23 @@ def dla_release_publish(
     except IntegrityError:
         raise Conflict(f"release {name} was published meanwhile: choose a new name") from None
     return release
+
+
+def spectra_mark_dla_free(*, survey_name: str, sightlines: list[tuple[int, int, int]] | None = None) -> int:
+    """Marks sightlines of a survey (all of them, or the listed plate-mjd-fiber) as free of DLAs;
+    unknown sightlines are refused and nothing changes. Returns how many are marked."""
+    from catalog.models import QuasarSpectrum, Survey
+
+    survey = Survey.objects.filter(name=survey_name, kind=Survey.Kind.SPECTROSCOPIC).first()
+    if survey is None:
+        raise ApplicationError(f"no spectroscopic survey {survey_name!r}")
+    spectra = QuasarSpectrum.objects.filter(survey=survey)
+    if sightlines is not None:
+        keys = {(p, m, f): pk for pk, p, m, f in spectra.values_list("pk", "plate", "mjd", "fiber")}
+        missing = [s for s in sightlines if tuple(s) not in keys]
+        if missing:
+            shown = ", ".join("-".join(map(str, s)) for s in missing[:10])
+            raise ApplicationError(f"{len(missing)} sightlines are not in survey {survey_name}: {shown}")
+        spectra = spectra.filter(pk__in=[keys[tuple(s)] for s in sightlines])
+    with transaction.atomic():
+        return spectra.update(dla_free=True)

@@ -50,6 +50,8 @@ class DLAConfig:
     train_sightlines: int = 4000
     test_sightlines: int = 600
     dla_boost: float = 6.0  # absorber incidence in the training mocks, relative to the real one
+    inserted_copies: int = 2  # sightlines marked DLA-free: training copies of each, with DLAs inserted
+    max_dla_free: int = 5000  # at most this many DLA-free sightlines are used
     epochs: int = 30
     windows_per_epoch: int = 100_000
     batch_size: int = 256
@@ -583,8 +585,8 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
     # Positives drawn flat in log N(HI) (0.25 dex bins): f(N) is steep, and a network shown
     # mostly weak systems pulls every DLA's column density down towards them.
     bins = np.clip(((column[pos[:, 0], pos[:, 1]] - MIN_POSITIVE_LOGN) / 0.25).astype(int), 0, None)
-    pos_weight = 1.0 / np.bincount(bins)[bins]
-    pos_weight /= pos_weight.sum()
+    pos_cdf = np.cumsum(1.0 / np.bincount(bins)[bins])
+    pos_cdf /= pos_cdf[-1]
     x = torch.from_numpy(data.x)
     windows = x.unfold(1, WINDOW, 1)  # (n, 1749, 400) view
     model = DLANet(cfg.dropout).to(device)
@@ -599,7 +601,8 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
         model.train()
         total, seen = 0.0, 0
         for _ in range(steps_per_epoch):
-            pick = np.concatenate([pos[rng.choice(len(pos), half, p=pos_weight)], neg[rng.integers(0, len(neg), half)]])
+            drawn = np.minimum(np.searchsorted(pos_cdf, rng.random(half)), len(pos) - 1)
+            pick = np.concatenate([pos[drawn], neg[rng.integers(0, len(neg), half)]])
             i, k = torch.from_numpy(pick[:, 0]), torch.from_numpy(pick[:, 1])
             xb = windows[i, k]
             # a continuum misplaced by a few per cent, as on real spectra

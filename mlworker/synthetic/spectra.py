@@ -495,3 +495,21 @@ def dla_mock_data(
         is_test=is_test,
         is_validation=is_validation,
     )
+
+
+def insert_absorbers(
+    start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float, rng: np.random.Generator, boost: float
+) -> tuple[np.ndarray, list[Absorber]]:
+    """A real sightline free of DLAs with mock absorbers (Voigt profiles in Lyman alpha and beta,
+    and their Lyman-limit absorption) inserted: the flux is multiplied by the transmission T
+    and Gaussian noise of sigma sqrt(1 - T^2) is added, so each pixel keeps its noise."""
+    sim = SpectraSimulator()
+    absorbers = sim.draw_absorbers(rng, z_qso, boost)
+    wave = 10 ** ((start_index + np.arange(flux.size)) * LOGLAM_STEP)
+    tau = np.zeros(flux.size)
+    for absorber in absorbers:
+        tau += absorber_tau(wave, absorber)
+    transmission = np.exp(-tau)
+    sigma = np.where(ivar > 0, 1.0 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), 0.0)
+    noise = rng.normal(0.0, 1.0, flux.size) * sigma * np.sqrt(1.0 - transmission**2)
+    return (flux * transmission + noise).astype(np.float32), absorbers

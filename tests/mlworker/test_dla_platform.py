@@ -133,3 +133,57 @@ def test_sightline_page_shows_the_absorbers_and_their_voigt_profiles(dla_version
     png = client.get(f"/spectra/{spectrum.pk}/dla.png")
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     assert client.get("/spectra/999999/dla.png").status_code == 404
+
+
+def test_sightlines_marked_dla_free_train_with_inserted_dlas(mock_spectra, isolated_files, tmp_path):
+    from catalog.models import DatasetExport
+    from catalog.services.files import pack_root
+    from mlworker.ml.dla import DLAData
+
+    call_command("ingest_spectra", str(mock_spectra / "spectra"), survey="sdss", verbosity=0)
+    chosen = list(QuasarSpectrum.objects.order_by("pk").values_list("plate", "mjd", "fiber")[:3])
+    table = tmp_path / "free.csv"
+    table.write_text("plate,mjd,fiber\n" + "".join(f"{p},{m},{f}\n" for p, m, f in chosen))
+    out = io.StringIO()
+    call_command("mark_dla_free", "sdss", "--table", str(table), stdout=out)
+    assert "3 sightlines of sdss marked free of DLAs" in out.getvalue()
+    assert QuasarSpectrum.objects.filter(dla_free=True).count() == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text("plate,mjd,fiber\n1,2,3\n")
+    with pytest.raises(CommandError, match="1 sightlines are not in survey sdss: 1-2-3"):
+        call_command("mark_dla_free", "sdss", "--table", str(bad))
+    with pytest.raises(CommandError, match="no spectroscopic survey"):
+        call_command("mark_dla_free", "nope")
+    assert QuasarSpectrum.objects.filter(dla_free=True).count() == 3
+    run = training_start(task="dla", trigger=TrainingRun.Trigger.CLI, config=TINY_DLA)
+    assert training_execute(run_id=run.pk, worker="test") == "succeeded"
+    export = DatasetExport.objects.get(task="dla")
+    assert export.description["n_inserted_sightlines"] == 3
+    data = DLAData.load(pack_root() / export.path)
+    inserted = [i for i, s in enumerate(data.sightline_ids) if "+" in str(s)]
+    assert len(inserted) == 6 and not data.is_test[inserted].any() and not data.is_validation[inserted].any()
+    assert str(data.sightline_ids[inserted[0]]) == "-".join(map(str, chosen[0])) + "+1"
+
+
+def test_inserted_absorbers_keep_the_noise_and_darken_the_trough():
+    import numpy as np
+
+    from mlworker.synthetic.spectra import SpectraMockConfig, SpectraSimulator, insert_absorbers
+
+    sim = SpectraSimulator(SpectraMockConfig(forest=False, noise=False, masks=False))
+    clean = sim.simulate(0, 1, z_qso=3.5, absorbers=[])
+    ivar = np.full(clean.flux.size, 4.0, np.float32)
+    rng = np.random.default_rng(0)
+    inserted, absorbers = insert_absorbers(sim.cfg.start_index, clean.flux, ivar, 3.5, rng, boost=30.0)
+    strong = [a for a in absorbers if a.log_nhi >= 20.5]
+    assert strong
+    wave = 10**sim.loglam
+    core = np.abs(wave - 1215.67 * (1 + strong[0].z_abs)) < 6.0
+    assert np.mean(inserted[core]) == pytest.approx(0.0, abs=0.3)  # black trough, noise of sigma 0.5
+    assert np.std(inserted[core]) == pytest.approx(0.5, rel=0.35)
+    untouched = np.ones(clean.flux.size, dtype=bool)
+    for a in absorbers:
+        untouched &= np.abs(wave / (1 + a.z_abs) - 1215.67) > 60
+        untouched &= wave / (1 + a.z_abs) > 1100
+    deviation = np.abs(inserted[untouched] / clean.flux[untouched] - 1)
+    assert np.median(deviation) < 0.02 and np.mean(deviation < 0.05) > 0.95  # away from the lines: as it was
