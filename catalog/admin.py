@@ -7,6 +7,8 @@ from django.utils.html import format_html
 from catalog.models import (
     Band,
     Cutout,
+    DLAAbsorber,
+    DLARelease,
     Galaxy,
     ImageShard,
     MergerEvent,
@@ -118,8 +120,8 @@ class CutoutAdmin(admin.ModelAdmin):
 
 @admin.register(QuasarSpectrum)
 class QuasarSpectrumAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "survey", "thing_id", "ra", "dec", "z_qso", "snr", "resampled")
-    list_filter = ("survey", "resampled", "object_class")
+    list_display = ("__str__", "survey", "thing_id", "ra", "dec", "z_qso", "snr", "resampled", "dla_free")
+    list_filter = ("survey", "resampled", "object_class", "dla_free")
     search_fields = ("plate", "thing_id", "fiber")
     readonly_fields = ("plot", "healpix", "cx", "cy", "cz", "shard", "shard_offset", "checksum", "created_at")
     show_full_result_count = False
@@ -204,6 +206,35 @@ class SpectrumShardAdmin(admin.ModelAdmin):
     list_display = ("path", "survey", "n_spectra", "n_pixels", "created_at")
     list_filter = ("survey",)
     search_fields = ("path",)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DLARelease)
+class DLAReleaseAdmin(admin.ModelAdmin):
+    """Published releases are frozen: listed and browsable, never edited (publish with
+    ``manage.py publish_dla NAME``)."""
+
+    list_display = ("name", "model_version", "n_sightlines", "n_absorbers", "min_confidence", "published_at")
+    readonly_fields = ("name", "model_version", "description", "min_confidence", "n_sightlines", "n_absorbers")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DLAAbsorber)
+class DLAAbsorberAdmin(admin.ModelAdmin):
+    list_display = ("identifier", "release", "z_abs", "log_nhi", "confidence", "kind", "lyman_beta")
+    list_filter = ("release", "kind", "lyman_beta")
+    search_fields = ("identifier",)
+    list_select_related = ("release",)
+
+    def has_add_permission(self, request):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False
