@@ -88,7 +88,15 @@ def sightline_dla(*, spectrum) -> dict | None:
 
 
 def sightline_dla_png(*, spectrum, absorbers: list[dict]) -> bytes:
-    """The spectrum with its continuum estimate, each absorber marked (Lyman alpha, and Lyman
+    from catalog.selectors import spectra_arrays
+
+    start, flux, ivar = spectra_arrays(spectrum_ids=[spectrum.pk])[0]
+    title = f"{spectrum}  z_qso = {spectrum.z_qso:.3f}: absorbers (log N(HI) above each)"
+    return dla_plot_png(start, flux, ivar, spectrum.z_qso, title, absorbers)
+
+
+def dla_plot_png(start: int, flux, ivar, z_qso: float, title: str, absorbers: list[dict]) -> bytes:
+    """A spectrum with its continuum estimate, each absorber marked (Lyman alpha, and Lyman
     beta for DLAs) and the continuum times every non-Lyman-beta absorber's Voigt profile at its
     fitted N(HI) (b = 30 km/s) overlaid."""
     import io as _io
@@ -99,41 +107,42 @@ def sightline_dla_png(*, spectrum, absorbers: list[dict]) -> bytes:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from catalog.selectors import spectra_arrays
     from mlworker.ml.continuum import continuum_estimate
     from mlworker.synthetic.spectra import LYA, LYB, Absorber, absorber_tau
 
-    start, flux, ivar = spectra_arrays(spectrum_ids=[spectrum.pk])[0]
     wave = 10 ** ((start + np.arange(flux.size)) * 1e-4)
     good = ivar > 0
-    continuum = continuum_estimate(start, flux, ivar, spectrum.z_qso)
+    continuum = continuum_estimate(start, flux, ivar, z_qso)
     tau = np.zeros(flux.size)
     for a in absorbers:
         if not a["lyman_beta"]:
             tau += absorber_tau(wave, Absorber(z_abs=a["z_abs"], log_nhi=a["log_nhi"], b_kms=30.0))
-    fig = Figure(figsize=(10, 3.6), dpi=100)
+    fig = Figure(figsize=(10, 3.8), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(wave, np.where(good, flux, np.nan), lw=0.5, color="k", label="flux")
     ax.plot(wave, continuum, lw=1.0, color="tab:green", label="continuum estimate")
     if absorbers:
         ax.plot(wave, continuum * np.exp(-tau), lw=1.0, color="tab:orange", label="Voigt profiles at fitted N(HI)")
-    for a in absorbers:
+    for i, a in enumerate(absorbers):
         colour = "tab:purple" if a["lyman_beta"] else ("tab:red" if a["type"] == "dla" else "tab:blue")
         lya = LYA[0] * (1 + a["z_abs"])
         ax.axvline(lya, color=colour, lw=0.8, ls="--")
         label = ("Ly$\\beta$? " if a["lyman_beta"] else "") + f"{a['log_nhi']:.2f}"
-        ax.text(lya, 1.0, label, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8, color=colour)
+        height = 1.0 + 0.06 * (i % 2)  # neighbours' labels on alternate rows
+        ax.text(
+            lya, height, label, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8, color=colour
+        )
         if a["type"] == "dla" and not a["lyman_beta"]:
             ax.axvline(LYB[0] * (1 + a["z_abs"]), color=colour, lw=0.6, ls=":")
-    blue = wave < LYA[0] * (1 + spectrum.z_qso) * 1.05
+    blue = wave < LYA[0] * (1 + z_qso) * 1.05
     shown = flux[good & blue] if (good & blue).any() else flux[good]
     if shown.size:
         lo, hi = np.percentile(shown, [1, 99.5])
         ax.set_ylim(min(lo, 0) - 0.1 * (hi - lo), hi + 0.25 * (hi - lo))
-    ax.set_xlim(max(wave[0], 880 * (1 + spectrum.z_qso)), min(wave[-1], 1600 * (1 + spectrum.z_qso)))
+    ax.set_xlim(max(wave[0], 880 * (1 + z_qso)), min(wave[-1], 1600 * (1 + z_qso)))
     ax.set_xlabel("observed wavelength [$\\AA$]")
     ax.set_ylabel("$f_\\lambda$")
-    ax.set_title(f"{spectrum}  z_qso = {spectrum.z_qso:.3f}: absorbers (log N(HI) above each)", fontsize=10)
+    ax.set_title(title, fontsize=10, pad=24)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     buffer = _io.BytesIO()

@@ -257,8 +257,8 @@ def scan(model: DLANet, x: torch.Tensor, window_chunk: int = 2048) -> tuple[torc
     z2_left = conv2_at(range(0, 12))  # conv2 n = 0..11 (9..11 clean, for pool2 k = 2)
     z2_right = conv2_at(range(18, 34))  # conv2 n = 18..33 (18..22 clean)
     p2_mid = gather(p2, [3 * 4 - 2, 4 * 4 - 2], -105)  # pool2 k = 3, 4: (W, 2, 96)
-    t_left = _toeplitz(w2, range(0, 2), range(0, 12), 7)  # (200, 1152)
-    t_right = _toeplitz(w2, range(31, 34), range(18, 34), 7)  # (300, 1536)
+    t_left = _toeplitz(w2, range(0, 2), range(0, 9), 7)  # pool1 m = 0, 1 reach conv2 n <= 8: (200, 864)
+    t_right = _toeplitz(w2, range(31, 34), range(23, 34), 7)  # m = 31..33 reach n >= 23: (300, 1056)
     t3 = _toeplitz(model.conv3.weight, range(9), range(9), 7)  # (864, 864)
     windows = x.unfold(1, WINDOW, 1)[:, :N_SCAN].reshape(-1, WINDOW)  # (B * 1748, 400)
     out = []
@@ -274,8 +274,10 @@ def scan(model: DLANet, x: torch.Tensor, window_chunk: int = 2048) -> tuple[torc
         d_left = own_left - p1_own[sl, :2]
         d_right = own_right - p1_own[sl, 2:]
         n = d_left.shape[0]
-        a2_left = F.relu(z2_left[sl] + (d_left.reshape(n, -1) @ t_left).reshape(n, 12, 96))
-        a2_right = F.relu(z2_right[sl] + (d_right.reshape(n, -1) @ t_right).reshape(n, 16, 96))
+        a2_left, a2_right = z2_left[sl], z2_right[sl]  # views, each read once: corrected in place
+        a2_left[:, :9] += (d_left.reshape(n, -1) @ t_left).reshape(n, 9, 96)
+        a2_right[:, 5:] += (d_right.reshape(n, -1) @ t_right).reshape(n, 11, 96)
+        a2_left, a2_right = a2_left.relu_(), a2_right.relu_()
         p2w = torch.cat(
             [
                 _pool_rows(a2_left, [(0, 4), (2, 8), (6, 12)]),  # pool2 k = 0, 1, 2
