@@ -223,6 +223,7 @@ class DLATask(_TorchTask):
                     covered,
                     cfg.get("vote_threshold", 0.2),
                     checkpoint.get("column_sigma", 0.0),
+                    checkpoint.get("column_shift", 0.0),
                 )
                 values = {
                     "absorbers": [a.as_dict() for a in found],

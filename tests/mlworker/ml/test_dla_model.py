@@ -113,7 +113,7 @@ def test_post_processing_finds_peaks_flags_lyman_beta_and_estimates_nhi():
     n = dla.N_SCAN
     prob, offset, column = np.zeros(n), np.zeros(n), np.zeros(n)
     first = dla.scan_start(z_qso)
-    strong = 1500
+    strong = 1150  # rest ~1175 A: on the search path, 10,000 km/s short of the quasar
     z_strong = float(dla.z_of_pixel(first + strong))
     beta = int(round(dla.pixel_of(z_strong, dla.LYB) - first))
     for centre, n_hi in ((strong, 21.0), (beta, 20.2), (300, 20.5)):
@@ -173,3 +173,18 @@ def test_short_training_runs_and_its_checkpoint_scans_the_same():
     assert len(again) == 2 and a[0].shape == (2, dla.N_SCAN)
     with pytest.raises(InterruptedError):
         dla.train(cfg, data, lambda e: False)
+
+
+def test_post_processing_keeps_to_the_search_path_and_merges_close_peaks():
+    z_qso = 3.0
+    n = dla.N_SCAN
+    first = dla.scan_start(z_qso)
+    prob, offset, column = np.zeros(n), np.zeros(n), np.full(n, 20.6)
+    proximate = int(round(dla.pixel_of(z_qso - 0.005) - first))  # ~370 km/s short of the quasar
+    for centre in (proximate, 600, 640):  # 600 and 640: one absorber's votes split in two
+        k = np.arange(centre - 60, centre + 61)
+        prob[k] = 0.9
+        offset[k] = centre - k
+    found = dla.absorbers_from_scan(z_qso, prob, offset, column, np.ones(n, dtype=bool), column_shift=0.1)
+    assert len(found) == 1 and 590 < found[0].pixel - first < 650
+    assert found[0].log_nhi == pytest.approx(20.7)
