@@ -52,6 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.sightlines or (300 if args.small else 3000)
     setup(default_db="postgres://postgres@127.0.0.1:5432/galaxylab_bench_dla")
+    code_commit = commit()  # the code this run loaded (HEAD may move while it runs)
 
     from django.core.management import call_command
     from django.db import connection
@@ -106,7 +107,7 @@ def main() -> None:
     if not args.small:
         checks["training_within_30_minutes"] = train_seconds <= 1800
     result = {
-        "commit": commit(),
+        "commit": code_commit,
         "database": connection.vendor,
         "n_sightlines": n,
         "snr_range": [4.0, 25.0],

@@ -40,6 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.n or (800 if args.small else 3000)
     setup(default_db="postgres://postgres@127.0.0.1:5432/galaxylab_bench_morphology")
+    code_commit = commit()  # the code this run loaded (HEAD may move while it runs)
 
     from astropy.table import Table
     from django.core.management import call_command
@@ -150,7 +151,7 @@ def main() -> None:
     spearman_ok = spearman.get("per_galaxy", 0) > (0.15 if args.small else 0.3)
     passed &= spearman_ok
     report = {
-        "commit": commit(),
+        "commit": code_commit,
         "database": connection.vendor,
         "n_galaxies": n,
         "votes_per_galaxy": args.votes,

@@ -32,6 +32,7 @@ def release():
     return make_release("DR1", _positions(), seed=3)
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # like every live-server test here
 def test_pyvo_cone_search_against_a_live_server(live_server, release):
     import pyvo
 
