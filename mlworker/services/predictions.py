@@ -138,16 +138,18 @@ def renew_lease(chunk_id: int) -> None:
     PredictionChunk.objects.filter(pk=chunk_id, status=PredictionChunk.Status.RUNNING).update(lease_expires_at=lease)
 
 
-_LOADED: dict[int, object] = {}
+_LOADED: dict[tuple, object] = {}
 
 
 def _loaded_model(version: ModelVersion, spec, device):
-    """Each worker process loads a version once (the two most recent are kept)."""
-    if version.pk not in _LOADED:
+    """Each worker process loads a version once (the two most recent are kept). Keyed by the
+    weights file and creation time too: a database may give a deleted version's id to a new one."""
+    key = (version.pk, version.weights.name, version.created_at)
+    if key not in _LOADED:
         while len(_LOADED) >= 2:
             _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[version.pk] = spec.load(version, device)
-    return _LOADED[version.pk]
+        _LOADED[key] = spec.load(version, device)
+    return _LOADED[key]
 
 
 def prediction_chunk_execute(*, chunk_id: int, worker: str = "") -> str:
