@@ -192,3 +192,11 @@ def test_openapi_schema_lists_the_dla_endpoints(client):
     assert {"/api/dla/", "/api/dla/scs", "/api/dla/{identifier}/"} <= set(schema["paths"])
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_list_rows_are_what_the_serializer_gives(client, releases):
+    from catalog.api.dla import DLAAbsorberSerializer
+
+    rows = client.get("/api/dla/?release=DR1&page_size=5").json()["results"]
+    expected = DLAAbsorberSerializer(DLAAbsorber.objects.filter(release__name="DR1").order_by("id")[:5], many=True).data
+    assert rows == [dict(r) for r in expected]
