@@ -200,8 +200,10 @@ class DLATask(_TorchTask):
 
         checkpoint, model = loaded
         cfg = checkpoint["config"]
-        facts = dict(QuasarSpectrum.objects.filter(pk__in=subject_ids).values_list("pk", "z_qso"))
-        snr = dict(QuasarSpectrum.objects.filter(pk__in=subject_ids).values_list("pk", "snr"))
+        rows_of = QuasarSpectrum.objects.filter(pk__in=subject_ids).values_list("pk", "z_qso", "snr")
+        facts, snr = {}, {}
+        for pk, z_qso, s_n in rows_of:
+            facts[pk], snr[pk] = z_qso, s_n
         lo, hi = (version.input_ranges or {}).get("snr", [0.0, float("inf")])
         rows = []
         for start in range(0, len(subject_ids), 8):
