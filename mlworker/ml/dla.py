@@ -207,7 +207,8 @@ def _toeplitz(weight: torch.Tensor, inputs: range, outputs: range, pad_left: int
     """(len(inputs) * C_in, len(outputs) * C_out) matrix of a stride-1 convolution from the
     input positions to the output positions (channels last: row m * C_in + c)."""
     c_out, c_in, k = weight.shape
-    tap = torch.tensor(list(inputs))[:, None] - torch.tensor(list(outputs))[None, :] + pad_left
+    dev = weight.device
+    tap = torch.tensor(list(inputs), device=dev)[:, None] - torch.tensor(list(outputs), device=dev)[None, :] + pad_left
     valid = (tap >= 0) & (tap < k)
     w = weight.permute(2, 1, 0)[tap.clamp(0, k - 1)]  # (m, n, C_in, C_out)
     w = w * valid[:, :, None, None].to(w.dtype)
