@@ -51,6 +51,27 @@ def test_train_register_promote_predict_on_a_real_worker(
         worker.stop()
 
 
+def freeze_mid_chunk(worker: Worker, prediction_run: PredictionRun, timeout: float = 60.0) -> bool:
+    """Freezes the worker (SIGSTOP) while one of the run's chunks is claimed and not yet written.
+
+    A chunk of a tiny model is claimed for a few milliseconds only: a worker seen working
+    may have committed it before a kill lands. A frozen worker commits nothing more, so the
+    chunk seen running after the freeze (and a moment for a commit already on the wire) is
+    the one the kill interrupts; otherwise the worker is thawed and watched again."""
+    running = PredictionChunk.objects.filter(run=prediction_run, status="running")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not running.exists():
+            time.sleep(0.01)
+            continue
+        worker.pause()
+        time.sleep(0.2)
+        if running.exists():
+            return True
+        worker.resume()
+    return False
+
+
 def test_a_worker_killed_mid_run_loses_nothing(voted_survey, isolated_files, settings):
     settings.GALAXYLAB_PREDICTION_CHUNK = 5
     flush_broker()
@@ -62,9 +83,7 @@ def test_a_worker_killed_mid_run_loses_nothing(voted_survey, isolated_files, set
     lease = {"GALAXYLAB_PREDICTION_LEASE_SECONDS": "3", "GALAXYLAB_PREDICTION_LOST_SECONDS": "8"}
     first = Worker(isolated_files, env=lease)
     try:
-        assert wait_for(
-            lambda: PredictionChunk.objects.filter(run=prediction_run, status="running").exists(), timeout=60, step=0.05
-        ), first.log()
+        assert freeze_mid_chunk(first, prediction_run), first.log()
         first.kill()
     finally:
         first.stop()

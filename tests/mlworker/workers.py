@@ -73,6 +73,13 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text()[-4000:]
 
+    def pause(self) -> None:
+        """SIGSTOP to the whole process group: frozen where it stands, mid-task included."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL to the whole process group: the parent and its pool children die at once."""
         os.killpg(self.process.pid, signal.SIGKILL)
