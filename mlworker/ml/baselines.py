@@ -24,12 +24,12 @@ def image_features(images: np.ndarray, max_radius: float | None = None) -> np.nd
     the second moments of pixels above 2 sigma, log10 flux, and rotational asymmetry
     sum|I - I_180| / sum|I| within 1.5 r50.
     """
-    from mlworker.ml.morphology import _background_and_noise, _border
+    from mlworker.ml.imaging import background_and_noise, border
 
     images = np.nan_to_num(np.asarray(images, dtype=np.float64))
     n, h, w = images.shape
     max_radius = max_radius or 0.45 * min(h, w)
-    background, sigma = _background_and_noise(_border(images))
+    background, sigma = background_and_noise(border(images))
     img = images - background[:, None, None]
     yy, xx = np.mgrid[:h, :w].astype(float)
     cy, cx = (h - 1) / 2, (w - 1) / 2

@@ -28,6 +28,17 @@ from torch import nn
 
 from mlworker.ml.common import EpochReporter, TrainResult
 from mlworker.ml.device import autocast, pick_device
+from mlworker.ml.imaging import (  # noqa: F401 - re-exported: the morphology model's preprocessing
+    STAT_NAMES,
+    ApertureSNR,
+    conv_trunk,
+    eight_views,
+    input_ranges,
+    input_statistics,
+    normalise,
+    out_of_distribution,
+    pooled,
+)
 
 
 @dataclass
@@ -40,8 +51,14 @@ class MorphologyConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     augment: bool = True
-    max_shift_px: float = 2.0
-    max_zoom: float = 0.08  # zoom factor in exp(+-max_zoom)
+    # Label-preserving augmentation only (README, "Morphology"): the 8 rotations/flips always.
+    # The experts' answers depend on a galaxy's apparent size and S/N, and cutouts are centred
+    # on the catalogue position, so zoom and shifts are off by default: a bilinear zoom also
+    # smooths the pixel noise (training images then look cleaner than the ones predicted, which
+    # biased the fractions by up to 0.05), and off-centre training galaxies cost the aperture
+    # branch its meaning. A little extra noise (at most +4% in quadrature) regularises.
+    max_shift_px: int = 0  # whole-pixel shifts (exact: the noise stays as observed)
+    max_zoom: float = 0.0  # zoom factor in exp(+-max_zoom), bilinear
     max_extra_noise: float = 0.3  # extra Gaussian noise, in units of the image's own noise
     tta: bool = False  # predict with the 8 rotations/flips by default
     seed: int = 0
@@ -140,64 +157,6 @@ class MorphologyData:
         return out
 
 
-# ---- preprocessing -----------------------------------------------------------------------
-def _background_and_noise(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per image: background (median of the border pixels) and noise (1.4826 MAD of them)."""
-    background = np.median(flat, axis=1)
-    sigma = 1.4826 * np.median(np.abs(flat - background[:, None]), axis=1)
-    return background, np.where(sigma > 0, sigma, 1.0)
-
-
-def _border(images: np.ndarray, width: int = 6) -> np.ndarray:
-    """Pixels within ``width`` of the edge: sky, away from the galaxy at the centre."""
-    n, h, w = images.shape
-    mask = np.zeros((h, w), dtype=bool)
-    mask[:width], mask[-width:], mask[:, :width], mask[:, -width:] = True, True, True, True
-    return images[:, mask]
-
-
-def normalise(images: np.ndarray) -> np.ndarray:
-    """Robust per-image normalisation: subtract the sky (median of the border), divide by its
-    noise (1.4826 MAD), then asinh(x / 3) to compress bright cores. NaNs become sky."""
-    images = np.nan_to_num(np.asarray(images, dtype=np.float32))
-    background, sigma = _background_and_noise(_border(images))
-    scaled = (images - background[:, None, None].astype(np.float32)) / sigma[:, None, None].astype(np.float32)
-    return np.arcsinh(scaled / 3.0).astype(np.float32)
-
-
-def input_statistics(images: np.ndarray) -> np.ndarray:
-    """(n, 3): log10 noise level, log10 total flux above the sky, peak S/N."""
-    images = np.nan_to_num(np.asarray(images, dtype=np.float32))
-    background, sigma = _background_and_noise(_border(images))
-    flat = images.reshape(len(images), -1)
-    sigma = np.maximum(sigma, 1e-12)
-    flux = np.clip((flat - background[:, None]).sum(axis=1), 1e-12, None)
-    peak = (flat.max(axis=1) - background) / sigma
-    return np.stack([np.log10(sigma), np.log10(flux), peak], axis=1)
-
-
-STAT_NAMES = ("log10_noise", "log10_flux", "peak_snr")
-
-
-def input_ranges(images: np.ndarray) -> dict:
-    stats = input_statistics(images)
-    lo, hi = np.percentile(stats, 0.5, axis=0), np.percentile(stats, 99.5, axis=0)
-    return {name: [float(a), float(b)] for name, a, b in zip(STAT_NAMES, lo, hi, strict=True)}
-
-
-def out_of_distribution(images: np.ndarray, ranges: dict) -> np.ndarray:
-    """True where an image's statistics fall outside the training range (with 10% slack)."""
-    if not ranges:
-        return np.zeros(len(images), dtype=bool)
-    stats = input_statistics(images)
-    outside = np.zeros(len(images), dtype=bool)
-    for j, name in enumerate(STAT_NAMES):
-        lo, hi = ranges[name]
-        slack = 0.1 * (hi - lo)
-        outside |= (stats[:, j] < lo - slack) | (stats[:, j] > hi + slack)
-    return outside
-
-
 # ---- the network -------------------------------------------------------------------------
 APERTURE_RADII_PX = (1.5, 3.0, 5.0, 8.0, 12.0, 18.0, 26.0)
 
@@ -218,33 +177,19 @@ class MorphologyCNN(nn.Module):
         self, n_answers: int, channels: tuple[int, ...] = (24, 48, 64, 96), hidden: int = 96, image_size: int = 64
     ):
         super().__init__()
-        layers, c_in = [], 1
-        for i, c in enumerate(channels):
-            k = 5 if i == 0 else 3
-            layers += [nn.Conv2d(c_in, c, k, padding=k // 2, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-            if i < len(channels) - 1:
-                layers.append(nn.MaxPool2d(2))
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        yy, xx = torch.meshgrid(torch.arange(image_size), torch.arange(image_size), indexing="ij")
-        r = torch.sqrt((yy - (image_size - 1) / 2) ** 2 + (xx - (image_size - 1) / 2) ** 2)
-        masks = torch.stack([(r <= radius).float() for radius in APERTURE_RADII_PX])  # (A, H, W)
-        self.register_buffer(
-            "apertures", masks.flatten(1) / masks.flatten(1).sum(dim=1, keepdim=True).sqrt(), persistent=False
-        )
-        n_ap = len(APERTURE_RADII_PX)
-        self.photometry = nn.Sequential(nn.Linear(n_ap, 32), nn.ReLU(inplace=True))
+        self.features = conv_trunk(channels)
+        self.apertures = ApertureSNR(APERTURE_RADII_PX, image_size)
+        self.photometry = nn.Sequential(nn.Linear(len(APERTURE_RADII_PX), 32), nn.ReLU(inplace=True))
         self.head = nn.Sequential(
-            nn.Linear(2 * c_in + 32, hidden), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(hidden, 2 * n_answers)
+            nn.Linear(2 * channels[-1] + 32, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.2),
+            nn.Linear(hidden, 2 * n_answers),
         )
         self.n_answers = n_answers
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.features(x)
-        z = torch.cat([z.mean(dim=(2, 3)), z.amax(dim=(2, 3))], dim=1)
-        linear = torch.sinh(x.float()) * 3  # back to units of the sky noise
-        snr = linear.flatten(1) @ self.apertures.T  # (B, A): S/N within each aperture
-        out = self.head(torch.cat([z, self.photometry(torch.asinh(snr / 3))], dim=1))
+        out = self.head(torch.cat([pooled(self.features(x)), self.photometry(self.apertures(x))], dim=1))
         logits, log_kappa = out[:, : self.n_answers], out[:, self.n_answers :]
         return logits, log_kappa.clamp(-3, 8)
 
@@ -306,8 +251,9 @@ def beta_binomial_nll(logits, log_kappa, counts, n) -> torch.Tensor:
 
 # ---- augmentation ------------------------------------------------------------------------
 def augment(x: torch.Tensor, generator: torch.Generator, cfg: MorphologyConfig) -> torch.Tensor:
-    """Per image: a random one of the 8 rotations/flips (exact), then a small zoom and
-    sub-pixel shift (bilinear), then extra noise. ``x`` is normalised (asinh(image/3 sigma))."""
+    """Per image: a random one of the 8 rotations/flips and a whole-pixel shift (both exact),
+    then, if configured, a small zoom (bilinear) and extra noise. ``x`` is normalised
+    (asinh(image/3 sigma)); the shift wraps sky around the edges."""
     n = len(x)
     k = torch.randint(0, 4, (n,), generator=generator)
     flip = torch.rand(n, generator=generator) < 0.5
@@ -318,13 +264,14 @@ def augment(x: torch.Tensor, generator: torch.Generator, cfg: MorphologyConfig) 
             if sel.any():
                 view = torch.rot90(x[sel], kk, dims=(2, 3))
                 out[sel] = torch.flip(view, dims=(3,)) if ff else view
-    if cfg.max_zoom > 0 or cfg.max_shift_px > 0:
-        size = x.shape[-1]
+    shift = int(cfg.max_shift_px)
+    if shift > 0:
+        dy, dx = torch.randint(-shift, shift + 1, (2, n), generator=generator).tolist()
+        out = torch.stack([torch.roll(out[i], (dy[i], dx[i]), dims=(1, 2)) for i in range(n)])
+    if cfg.max_zoom > 0:
         zoom = torch.exp((torch.rand(n, generator=generator) * 2 - 1) * cfg.max_zoom)
-        shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * cfg.max_shift_px * 2 / size
         theta = torch.zeros(n, 2, 3)
         theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
-        theta[:, :, 2] = shift
         grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
         linear = torch.sinh(out) * 3  # resample in linear flux units, not in asinh
         out = torch.asinh(F.grid_sample(linear, grid, mode="bilinear", padding_mode="border", align_corners=False) / 3)
@@ -333,11 +280,6 @@ def augment(x: torch.Tensor, generator: torch.Generator, cfg: MorphologyConfig) 
         noise = torch.randn(x.shape, generator=generator).to(x.device) * amp.to(x.device)
         out = torch.asinh(torch.sinh(out) + noise / 3)
     return out.contiguous(memory_format=torch.channels_last)
-
-
-def eight_views(x: torch.Tensor) -> list[torch.Tensor]:
-    views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
-    return views + [torch.flip(v, dims=(3,)) for v in views]
 
 
 # ---- metrics ------------------------------------------------------------------------------

@@ -327,6 +327,29 @@ def _write_cutouts(cfg: GalaxyMockConfig, p: GalaxyParams, seed: int, indices: n
     return len(indices)
 
 
+def _render_chunk(cfg: GalaxyMockConfig, p: GalaxyParams, seed: int, indices: np.ndarray) -> np.ndarray:
+    renderer = Renderer(cfg)
+    return np.stack([renderer.render(p, i, seed)[1] for i in indices.tolist()])
+
+
+def render_images(cfg: GalaxyMockConfig, p: GalaxyParams, seed: int, *, workers: int = 1) -> np.ndarray:
+    """(n, H, W) float32 observed stamps of every galaxy of ``p``, in memory (the same
+    pixels ``write_galaxy_mock`` writes for the same seed), rendered on ``workers`` processes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    images = np.empty((len(p), cfg.stamp_size, cfg.stamp_size), dtype=np.float32)
+    chunks = np.array_split(render_order(p), max(1, int(np.ceil(len(p) / 500))))
+    if workers <= 1:
+        for chunk in chunks:
+            images[chunk] = _render_chunk(cfg, p, seed, chunk)
+        return images
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_render_chunk, cfg, p, seed, chunk) for chunk in chunks]
+        for chunk, future in zip(chunks, futures, strict=True):
+            images[chunk] = future.result()
+    return images
+
+
 TRUTH_COLUMNS = (
     "source_id",
     "true_class",

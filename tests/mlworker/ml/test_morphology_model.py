@@ -104,8 +104,20 @@ def test_dirichlet_multinomial_for_single_choice_questions():
     assert torch.isclose(unreached, only_main)
 
 
-def test_augmentation_keeps_shape_and_flux_scale():
-    cfg = MorphologyConfig()
+def test_views_and_shifts_move_pixels_without_resampling_them():
+    """Rotations, flips and whole-pixel shifts: every augmented image holds exactly its
+    original's pixel values (the noise the experts saw is kept, not smoothed)."""
+    x = torch.from_numpy(normalise(np.random.default_rng(0).normal(0, 1, (16, 32, 32)).astype(np.float32)))[:, None]
+    cfg = MorphologyConfig(max_shift_px=2, max_zoom=0.0, max_extra_noise=0.0)
+    out = augment(x, torch.Generator().manual_seed(0), cfg)
+    assert out.shape == x.shape
+    for a, b in zip(out, x, strict=True):
+        assert torch.equal(a.flatten().sort().values, b.flatten().sort().values)
+    assert not torch.equal(out, x)
+
+
+def test_optional_zoom_and_noise_keep_shape_and_flux_scale():
+    cfg = MorphologyConfig(max_zoom=0.08, max_extra_noise=0.3)
     x = torch.from_numpy(normalise(np.random.default_rng(0).normal(0, 1, (6, 32, 32)).astype(np.float32)))[:, None]
     out = augment(x, torch.Generator().manual_seed(0), cfg)
     assert out.shape == x.shape and torch.isfinite(out).all()
