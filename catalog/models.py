@@ -415,6 +415,7 @@ class ModelTask(models.TextChoices):
     EMULATOR = "emulator", "GALFIT emulator"
     DLA = "dla", "DLA finder"
     ENVIRONMENT = "environment", "galaxy environment"
+    PHENOMENA = "phenomena", "simulation phenomena (compaction, mergers) from images"
 
 
 class DatasetExport(models.Model):
@@ -488,7 +489,8 @@ class ModelVersion(models.Model):
                 condition=Q(is_promoted=False) | Q(status="ready"), name="modelversion_promoted_is_ready"
             ),
             models.CheckConstraint(
-                condition=Q(task__in=["morphology", "emulator", "dla", "environment"]), name="modelversion_task_valid"
+                condition=Q(task__in=["morphology", "emulator", "dla", "environment", "phenomena"]),
+                name="modelversion_task_valid",
             ),
         ]
 

@@ -117,6 +117,18 @@ def cutout_arrays(*, galaxy_ids: list[int], band: Band, size: int | None = None)
     return np.asarray(ordered, dtype=np.int64), images
 
 
+def mock_image_arrays(*, image_ids: list[int], size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of simulation mock images from the packed store: (ids found, images (n, size,
+    size) float32) in the order asked."""
+    found = {
+        i: (shard, row)
+        for i, shard, row in MockImage.objects.filter(pk__in=image_ids).values_list("pk", "shard_id", "shard_row")
+    }
+    ordered = [i for i in image_ids if i in found]
+    images = _packed_images([(*found[i], i) for i in ordered], size)
+    return np.asarray(ordered, dtype=np.int64), images
+
+
 def cutout_pixels(cutout: Cutout) -> np.ndarray:
     return _packed_images([(cutout.shard_id, cutout.shard_row, cutout.pk)], None)[0]
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 
 from catalog import rendering
 from catalog.errors import ApplicationError
-from catalog.models import Cutout, Galaxy, MockImage, QuasarSpectrum, SimulationRun, Survey
+from catalog.models import Cutout, Galaxy, MockImage, ModelTask, Prediction, QuasarSpectrum, SimulationRun, Survey
 from catalog.selectors import galaxy_cone_search, survey_summaries
 
 logger = logging.getLogger(__name__)
@@ -113,11 +113,65 @@ def simulation_run_detail(request, pk: int):
     }
     cameras = sorted(set(MockImage.objects.filter(snapshot__run=run).values_list("camera", flat=True)))
     rows = [(s, images.get(s.pk)) for s in snapshots]
+    from mlworker.simulation_timeline import promoted
+
     return render(
         request,
         "catalog/simulation_run_detail.html",
-        {"run": run, "rows": rows, "mergers": run.mergers.all(), "camera": camera, "cameras": cameras},
+        {
+            "run": run,
+            "rows": rows,
+            "mergers": run.mergers.all(),
+            "camera": camera,
+            "cameras": cameras,
+            "emulator": promoted(ModelTask.EMULATOR),
+            "phenomena": promoted(ModelTask.PHENOMENA),
+        },
     )
+
+
+def _timeline(run: SimulationRun) -> dict:
+    from mlworker.simulation_timeline import run_timeline
+
+    return run_timeline(run=run)
+
+
+def _timeline_key(run: SimulationRun) -> str:
+    """Changes when a promoted model, or the number of its predictions for the run, changes."""
+    from mlworker.simulation_timeline import promoted
+
+    parts = [str(run.pk)]
+    for task in (ModelTask.EMULATOR, ModelTask.PHENOMENA):
+        version = promoted(task)
+        if version is not None:
+            n = Prediction.objects.filter(model_version=version, mock_image__snapshot__run=run).count()
+            parts.append(f"{version.pk}x{n}")
+    return "-".join(parts)
+
+
+@require_GET
+def simulation_timeline_png(request, pk: int):
+    """P(bulge), P(disk), P(bulge+disk), n and r_e per camera (thin) and their median (heavy)
+    against redshift, the phenomena model's median with the truth, then the run's metadata."""
+    run = get_object_or_404(SimulationRun, pk=pk)
+    from mlworker.simulation_timeline import timeline_png
+
+    params = rendering.RenderParams(stretch="linear")
+    body = rendering.cached_render("timeline", _timeline_key(run), params, lambda: timeline_png(_timeline(run)))
+    response = _png(body)
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+@require_GET
+def simulation_timeline_csv(request, pk: int):
+    """The plotted numbers: a row per snapshot and camera, and a median row per snapshot."""
+    run = get_object_or_404(SimulationRun, pk=pk)
+    from mlworker.simulation_timeline import timeline_csv
+
+    response = HttpResponse(timeline_csv(_timeline(run)), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{run.name}_timeline.csv"'
+    return response
 
 
 def _png(body: bytes) -> HttpResponse:

@@ -212,3 +212,126 @@ def dla_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
         },
     )
     return export, None
+
+
+def emulator_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, Band]:
+    """Variant "mock": ``cfg.train_galaxies`` GalSim galaxies of known structure (single Sersic
+    and bulge + disk, ``mlworker.synthetic.structure``; a few percent validate) and
+    ``cfg.test_galaxies`` held out, with fixed seeds from ``cfg.seed``, made for the survey
+    mock's F160W-like instrument. Returns the export and that instrument as an unsaved Band."""
+    from mlworker.synthetic.galaxies import GalaxyMockConfig
+    from mlworker.synthetic.structure import emulator_mock_data
+
+    if variant != "mock":
+        raise ApplicationError(f"unknown emulator training set {variant!r} (known: mock)")
+    instrument = GalaxyMockConfig()
+    seed = 3000 + cfg.seed
+    data = emulator_mock_data(
+        cfg.train_galaxies,
+        cfg.test_galaxies,
+        seed,
+        validation_fraction=cfg.validation_fraction,
+        composite_fraction=cfg.composite_fraction,
+        mag_range=tuple(cfg.mag_range),
+        workers=2,
+        cfg=instrument,
+    )
+    export = _export_save(
+        task=ModelTask.EMULATOR,
+        variant=variant,
+        data=data,
+        is_test=data.is_test,
+        description={
+            "source": "GalSim galaxies of known structure (mlworker/synthetic/structure.py)",
+            "seed": seed,
+            "composite_fraction": cfg.composite_fraction,
+            "mag_range": list(cfg.mag_range),
+            "conventions": "r_e along the major axis; total magnitude of the untruncated profile; q = b/a",
+            "split": "the last test_galaxies held out; validation_fraction of the rest validate",
+        },
+    )
+    band = Band(
+        name=instrument.band,
+        instrument=instrument.instrument,
+        pixel_scale_arcsec=instrument.pixel_scale_arcsec,
+        psf_fwhm_arcsec=instrument.psf_fwhm_arcsec,
+        zero_point_ab=instrument.zero_point_ab,
+    )
+    return export, band
+
+
+def phenomena_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, Band]:
+    """Variant "runs": every mock image, in the most common filter, of every simulation run
+    ingested, labelled from the run's metadata (its snapshot's compaction phase; a merger
+    within RECENT_MERGER_DA in scale factor before the snapshot). Runs whose id %
+    cfg.held_out_modulus == 0 are held out, for good; at least cfg.min_train_runs and
+    cfg.min_test_runs are needed."""
+    from catalog.models import MergerEvent, MockImage, SimulationRun, Snapshot
+    from catalog.selectors import mock_image_arrays
+    from mlworker.ml.phenomena import PHASES, RECENT_MERGER_DA, PhenomenaData
+
+    if variant != "runs":
+        raise ApplicationError(f"unknown phenomena training set {variant!r} (known: runs)")
+    images = MockImage.objects.filter(snapshot__run__survey__kind="simulation")
+    common = images.values("filter_name").annotate(n=Count("pk")).order_by("-n").first()
+    if common is None:
+        raise ApplicationError("no simulation run with mock images has been ingested")
+    filter_name = common["filter_name"]
+    runs = list(SimulationRun.objects.filter(snapshots__mock_images__filter_name=filter_name).distinct().order_by("pk"))
+    held_out = [r for r in runs if r.pk % cfg.held_out_modulus == 0]
+    training = [r for r in runs if r.pk % cfg.held_out_modulus != 0]
+    if len(training) < cfg.min_train_runs or len(held_out) < cfg.min_test_runs:
+        raise ApplicationError(
+            f"the phenomena model needs at least {cfg.min_train_runs} training and {cfg.min_test_runs} held-out runs "
+            f"(run id % {cfg.held_out_modulus} == 0 is held out); the catalog has {len(training)} and {len(held_out)} "
+            f"with {filter_name} mock images"
+        )
+    snapshots = {
+        s.pk: s
+        for s in Snapshot.objects.filter(run__in=runs).only(
+            "pk", "run_id", "scale_factor", "redshift", "compaction_phase"
+        )
+    }
+    mergers: dict[int, list[float]] = {}
+    for run_id, a in MergerEvent.objects.filter(run__in=runs).values_list("run_id", "scale_factor"):
+        mergers.setdefault(run_id, []).append(a)
+    rows = list(
+        images.filter(filter_name=filter_name, snapshot__run__in=runs)
+        .order_by("snapshot__run_id", "snapshot__scale_factor", "camera")
+        .values_list("pk", "snapshot_id", "camera")
+    )
+    ids = [r[0] for r in rows]
+    found, pixels = mock_image_arrays(image_ids=ids, size=64)
+    run_index = {r.pk: i for i, r in enumerate(runs)}
+    snap = [snapshots[r[1]] for r in rows]
+    merged = np.array(
+        [any(0 <= s.scale_factor - a < RECENT_MERGER_DA for a in mergers.get(s.run_id, [])) for s in snap], dtype=bool
+    )
+    is_test = np.array([s.run_id % cfg.held_out_modulus == 0 for s in snap], dtype=bool)
+    data = PhenomenaData(
+        images=pixels,
+        phase=np.array([PHASES.index(s.compaction_phase) for s in snap], dtype=np.int8),
+        merger=merged,
+        redshift=np.array([s.redshift for s in snap]),
+        run=np.array([run_index[s.run_id] for s in snap], dtype=np.int32),
+        snapshot=np.array([r[1] for r in rows], dtype=np.int64),
+        camera=np.array([r[2] for r in rows], dtype=np.int32),
+        image_ids=found,
+        is_test=is_test,
+        run_names=[r.name for r in runs],
+    )
+    export = _export_save(
+        task=ModelTask.PHENOMENA,
+        variant=variant,
+        data=data,
+        is_test=is_test,
+        description={
+            "filter": filter_name,
+            "train_runs": [r.name for r in training],
+            "test_runs": [r.name for r in held_out],
+            "labels": f"compaction phase of the snapshot; a merger with 0 <= a - a_merger < {RECENT_MERGER_DA}",
+            "split": f"run id % {cfg.held_out_modulus} == 0 held out",
+        },
+    )
+    band = Band.objects.filter(survey__kind="simulation", name=filter_name).first()
+    return export, band

@@ -6,11 +6,12 @@ subjects into prediction rows. Tasks whose models come with later work are liste
 available, with the reason.
 """
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from catalog.errors import ApplicationError
-from catalog.models import Band, Cutout, Galaxy, ModelTask, ModelVersion, QuasarSpectrum, Survey
+from catalog.models import Band, Cutout, Galaxy, MockImage, ModelTask, ModelVersion, QuasarSpectrum, Survey
 
 FACT_TOLERANCE = 0.05
 
@@ -31,27 +32,22 @@ class _TorchTask:
             return torch.load(fh, map_location=device, weights_only=True)
 
 
-class MorphologyTask(_TorchTask):
-    name = ModelTask.MORPHOLOGY
+class _ImageTask(_TorchTask):
+    """A model of cutouts in one band, at the pixel scale and PSF it was trained for."""
+
     subject_field = "galaxy"
-    primary_metric = "rmse"
-    higher_is_better = False
+    survey_kinds = (Survey.Kind.IMAGING,)
 
-    def config(self, overrides: dict):
-        from mlworker.ml.morphology import MorphologyConfig
-
-        return _config(MorphologyConfig, overrides)
-
-    def export(self, variant: str, cfg=None):
-        from mlworker.datasets import morphology_dataset_export
-
-        return morphology_dataset_export(variant=variant)
+    def subject_field_for(self, survey: Survey) -> str:
+        return "mock_image" if survey.kind == Survey.Kind.SIMULATION else "galaxy"
 
     def trained_for(self, version: ModelVersion) -> str:
         return f'{version} was trained on {version.band} at {version.pixel_scale_arcsec}"/px with PSF {version.psf_fwhm_arcsec}"'
 
     def survey_problems(self, version: ModelVersion, survey: Survey) -> list[str]:
         """How the survey's band differs from what the model was trained for (empty: it matches)."""
+        if survey.kind not in self.survey_kinds:
+            return [f"it is a {survey.kind} survey ({' or '.join(self.survey_kinds)} needed)"]
         band = Band.objects.filter(survey=survey, name=version.band).first()
         if band is None:
             return [f"survey {survey.name} has no {version.band} band"]
@@ -65,29 +61,53 @@ class MorphologyTask(_TorchTask):
         return problems
 
     def can_force(self, version: ModelVersion, survey: Survey) -> bool:
-        return Band.objects.filter(survey=survey, name=version.band).exists()
+        return survey.kind in self.survey_kinds and Band.objects.filter(survey=survey, name=version.band).exists()
 
     def surveys(self, version: ModelVersion):
         return Survey.objects.filter(
+            kind__in=self.survey_kinds,
             bands__name=version.band,
             bands__pixel_scale_arcsec=version.pixel_scale_arcsec,
             bands__psf_fwhm_arcsec=version.psf_fwhm_arcsec,
         ).distinct()
 
-    def train(self, cfg, dataset_path: Path, progress):
-        from mlworker.ml.morphology import MorphologyData, train
-
-        return train(cfg, MorphologyData.load(dataset_path), progress)
-
     def subject_ids(self, version: ModelVersion, survey: Survey, only_missing: bool) -> list[int]:
-        """Galaxies of the survey with a cutout in the band the model was trained for."""
+        """Galaxies with a cutout in the version's band, or a simulation's mock images in it."""
         band = Band.objects.filter(survey=survey, name=version.band).first()
         if band is None:
             return []
+        if survey.kind == Survey.Kind.SIMULATION:
+            ids = MockImage.objects.filter(snapshot__run__survey=survey, filter_name=band.name).values_list(
+                "pk", flat=True
+            )
+            if only_missing:
+                ids = ids.exclude(pk__in=version.predictions.values("mock_image_id"))
+            return sorted(ids)
         ids = Cutout.objects.filter(band=band).values_list("galaxy_id", flat=True)
         if only_missing:
             ids = ids.exclude(galaxy_id__in=version.predictions.values("galaxy_id"))
         return sorted(ids)
+
+
+class MorphologyTask(_ImageTask):
+    name = ModelTask.MORPHOLOGY
+    primary_metric = "rmse"
+    higher_is_better = False
+
+    def config(self, overrides: dict):
+        from mlworker.ml.morphology import MorphologyConfig
+
+        return _config(MorphologyConfig, overrides)
+
+    def export(self, variant: str, cfg=None):
+        from mlworker.datasets import morphology_dataset_export
+
+        return morphology_dataset_export(variant=variant)
+
+    def train(self, cfg, dataset_path: Path, progress):
+        from mlworker.ml.morphology import MorphologyData, train
+
+        return train(cfg, MorphologyData.load(dataset_path), progress)
 
     def after_write(self, version: ModelVersion, subject_ids: list[int] | None = None) -> None:
         """The promoted model's uncertainties feed the voting queue's "active" strategy."""
@@ -102,7 +122,9 @@ class MorphologyTask(_TorchTask):
         checkpoint = self.checkpoint(version, device)
         return checkpoint, load_model(checkpoint, device)
 
-    def predict(self, version: ModelVersion, loaded, subject_ids: list[int], device) -> list[PredictionRow]:
+    def predict(
+        self, version: ModelVersion, loaded, subject_ids: list[int], device, survey=None
+    ) -> list[PredictionRow]:
         """Values: {"fractions": {answer: f}, "sigma": {answer: s}}; the row's uncertainty is
         the mean sigma over the main question's answers."""
         from catalog.selectors import cutout_arrays
@@ -126,6 +148,173 @@ class MorphologyTask(_TorchTask):
                     "sigma": {a: round(float(v), 4) for a, v in zip(answers, sigma[i], strict=True)},
                 }
                 rows.append(PredictionRow(galaxy_id, values, float(uncertainty[i]), bool(ood[i])))
+        return rows
+
+
+SERSIC_FIT_VARIANT = "sersic-fit"
+
+
+class EmulatorTask(_ImageTask):
+    """Single-Sersic structure of galaxies' cutouts and of simulations' mock images: the CNN
+    emulator (variant "mock": trained on GalSim mocks made on the worker) and the reference
+    fit (variant "sersic-fit": astropy Sersic2D convolved with the PSF; a versioned method,
+    not trained, run by ``manage.py fit_sersic``)."""
+
+    name = ModelTask.EMULATOR
+    primary_metric = "nmad_log_n"  # NMAD of log10(n_emulator / n_true) on held-out mocks
+    higher_is_better = False
+    default_variant = "mock"
+    survey_kinds = (Survey.Kind.IMAGING, Survey.Kind.SIMULATION)
+
+    def surveys(self, version: ModelVersion):
+        if version.variant == SERSIC_FIT_VARIANT:  # any pixel scale and PSF: the fit reads them per band
+            return Survey.objects.filter(kind__in=self.survey_kinds, bands__name=version.band).distinct()
+        return super().surveys(version)
+
+    def config(self, overrides: dict):
+        from mlworker.ml.emulator import EmulatorConfig
+
+        return _config(EmulatorConfig, overrides)
+
+    def refuse_training(self, variant: str) -> str | None:
+        if variant == SERSIC_FIT_VARIANT:
+            return "the reference Sersic fit is not trained: run it with manage.py fit_sersic"
+        return None
+
+    def export(self, variant: str, cfg=None):
+        from mlworker.datasets import emulator_dataset_export
+
+        return emulator_dataset_export(variant=variant or self.default_variant, cfg=cfg or self.config({}))
+
+    def train(self, cfg, dataset_path: Path, progress):
+        from mlworker.ml.emulator import EmulatorData, train
+
+        return train(cfg, EmulatorData.load(dataset_path), progress)
+
+    def load(self, version: ModelVersion, device):
+        if version.variant == SERSIC_FIT_VARIANT:
+            return None
+        from mlworker.ml.emulator import load_model
+
+        checkpoint = self.checkpoint(version, device)
+        return checkpoint, load_model(checkpoint, device)
+
+    def _images(self, version: ModelVersion, subject_ids: list[int], survey: Survey):
+        """(ids found, images, band) per band of the subjects."""
+        from catalog.selectors import cutout_arrays, mock_image_arrays
+
+        if survey.kind == Survey.Kind.SIMULATION:
+            band = Band.objects.get(survey=survey, name=version.band)
+            found, images = mock_image_arrays(image_ids=subject_ids, size=64)
+            yield found, images, band
+            return
+        for band in Band.objects.filter(survey=survey, name=version.band):
+            found, images = cutout_arrays(galaxy_ids=subject_ids, band=band, size=64)
+            if len(found):
+                yield found, images, band
+
+    def predict(
+        self, version: ModelVersion, loaded, subject_ids: list[int], device, survey=None
+    ) -> list[PredictionRow]:
+        """Values: mag (null without a zero point), r_e_arcsec (major axis), sersic_n, q, their
+        errors (mag_err, log_r_e_err and log_n_err in dex, q_err) and p_bulge, p_disk,
+        p_bulge_disk for the emulator; the reference fit's parameters, chi2_nu, ok and its
+        failure message for the fit. The row's uncertainty: the sigma of log10 n."""
+        if survey is None:
+            raise ApplicationError("the emulator predicts per survey")
+        if version.variant == SERSIC_FIT_VARIANT:
+            return self._fit(version, subject_ids, survey)
+        from mlworker.ml.emulator import predict
+        from mlworker.ml.imaging import out_of_distribution
+
+        checkpoint, model = loaded
+        rows = []
+        for found, images, band in self._images(version, subject_ids, survey):
+            zero_point = band.zero_point_ab
+            out = predict(checkpoint, images, zero_point if zero_point is not None else 0.0, device=device, model=model)
+            ood = out_of_distribution(images, version.input_ranges)
+            for i, subject_id in enumerate(found.tolist()):
+                values = {k: round(float(v[i]), 5) for k, v in out.items()}
+                if zero_point is None:
+                    values["mag"] = values["mag_err"] = None
+                rows.append(PredictionRow(subject_id, values, float(out["log_n_err"][i]), bool(ood[i])))
+        return rows
+
+    def _fit(self, version: ModelVersion, subject_ids: list[int], survey: Survey) -> list[PredictionRow]:
+        from mlworker.ml.sersic_fit import FitSettings, fit_sersic
+
+        rows = []
+        method = {k: v for k, v in version.config.items() if k in FitSettings.__dataclass_fields__}
+        for found, images, band in self._images(version, subject_ids, survey):
+            settings = FitSettings(
+                **{
+                    **method,
+                    "pixel_scale_arcsec": band.pixel_scale_arcsec,
+                    "psf_fwhm_arcsec": band.psf_fwhm_arcsec,
+                    "zero_point_ab": band.zero_point_ab if band.zero_point_ab is not None else 0.0,
+                }
+            )
+            for subject_id, image in zip(found.tolist(), images, strict=True):
+                fit = fit_sersic(image, settings)
+                values = fit.as_dict()
+                if band.zero_point_ab is None:
+                    values["mag"] = None
+                error = fit.errors.get("sersic_n") if fit.ok else None
+                uncertainty = error / fit.sersic_n / math.log(10) if error and fit.sersic_n > 0 else 0.0
+                rows.append(PredictionRow(subject_id, values, float(uncertainty), False))
+        return rows
+
+
+class PhenomenaTask(_ImageTask):
+    """Compaction phase and recent mergers of simulated galaxies from their mock images alone
+    (variant "runs": trained on the ingested simulation runs' metadata, held out by run)."""
+
+    name = ModelTask.PHENOMENA
+    primary_metric = "score"  # mean of the phase macro ROC AUC and the merger ROC AUC, held-out runs
+    higher_is_better = True
+    default_variant = "runs"
+    survey_kinds = (Survey.Kind.SIMULATION,)
+
+    def config(self, overrides: dict):
+        from mlworker.ml.phenomena import PhenomenaConfig
+
+        return _config(PhenomenaConfig, overrides)
+
+    def export(self, variant: str, cfg=None):
+        from mlworker.datasets import phenomena_dataset_export
+
+        return phenomena_dataset_export(variant=variant or self.default_variant, cfg=cfg or self.config({}))
+
+    def train(self, cfg, dataset_path: Path, progress):
+        from mlworker.ml.phenomena import PhenomenaData, train
+
+        return train(cfg, PhenomenaData.load(dataset_path), progress)
+
+    def load(self, version: ModelVersion, device):
+        from mlworker.ml.phenomena import load_model
+
+        checkpoint = self.checkpoint(version, device)
+        return checkpoint, load_model(checkpoint, device)
+
+    def predict(
+        self, version: ModelVersion, loaded, subject_ids: list[int], device, survey=None
+    ) -> list[PredictionRow]:
+        """Values: p_pre, p_blue_nugget, p_post, p_recent_merger and the most likely phase; the
+        row's uncertainty is 1 - the largest phase probability."""
+        from catalog.selectors import mock_image_arrays
+        from mlworker.ml.imaging import out_of_distribution
+        from mlworker.ml.phenomena import PHASES, predict
+
+        checkpoint, model = loaded
+        found, images = mock_image_arrays(image_ids=subject_ids, size=64)
+        p_phase, p_merger = predict(checkpoint, images, device=device, model=model)
+        ood = out_of_distribution(images, version.input_ranges)
+        rows = []
+        for i, image_id in enumerate(found.tolist()):
+            values = {f"p_{name}": round(float(p_phase[i, k]), 4) for k, name in enumerate(PHASES)}
+            values["p_recent_merger"] = round(float(p_merger[i]), 4)
+            values["phase"] = PHASES[int(p_phase[i].argmax())]
+            rows.append(PredictionRow(image_id, values, float(1 - p_phase[i].max()), bool(ood[i])))
         return rows
 
 
@@ -183,7 +372,9 @@ class DLATask(_TorchTask):
         checkpoint = self.checkpoint(version, device)
         return checkpoint, load_model(checkpoint, device)
 
-    def predict(self, version: ModelVersion, loaded, subject_ids: list[int], device) -> list[PredictionRow]:
+    def predict(
+        self, version: ModelVersion, loaded, subject_ids: list[int], device, survey=None
+    ) -> list[PredictionRow]:
         """Values: {"absorbers": [{z_abs, log_nhi, log_nhi_err, confidence, type, lyman_beta,
         pixel}], "snr", "z_qso"}; the row's uncertainty is the most ambiguous window's
         1 - |2 p - 1|; out of distribution: S/N outside the training range."""
@@ -252,9 +443,10 @@ class NotYetAvailable:
 
 TASKS = {
     ModelTask.MORPHOLOGY: MorphologyTask(),
-    ModelTask.EMULATOR: NotYetAvailable(ModelTask.EMULATOR, "the GALFIT emulator"),
+    ModelTask.EMULATOR: EmulatorTask(),
     ModelTask.DLA: DLATask(),
     ModelTask.ENVIRONMENT: NotYetAvailable(ModelTask.ENVIRONMENT, "the environment estimator"),
+    ModelTask.PHENOMENA: PhenomenaTask(),
 }
 
 

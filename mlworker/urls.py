@@ -12,4 +12,6 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("compare/morphology/<slug:variant>/", views.morphology_compare, name="compare"),
     path("versions/<int:pk>/<slug:kind>.png", views.morphology_plot, name="plot"),
+    path("compare/emulator/", views.emulator_compare, name="compare-emulator"),
+    path("versions/<int:pk>/emulator/<slug:kind>.png", views.emulator_plot, name="emulator-plot"),
 ]

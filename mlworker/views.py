@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connection
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -171,17 +171,8 @@ def morphology_compare(request, variant: str):
     )
 
 
-@require_GET
-def morphology_plot(request, pk: int, kind: str):
-    from django.http import Http404, HttpResponse
+def _plot_response(plots: dict, kind: str, version: ModelVersion, max_age: int) -> HttpResponse:
 
-    from mlworker import comparison
-
-    version = get_object_or_404(ModelVersion, pk=pk, task=ModelTask.MORPHOLOGY)
-    plots = {
-        "predicted-vs-human": comparison.plot_predicted_vs_human,
-        "bias-vs-magnitude": comparison.plot_bias_vs_magnitude,
-    }
     if kind not in plots:
         raise Http404(f"no plot {kind!r}")
     try:
@@ -189,5 +180,73 @@ def morphology_plot(request, pk: int, kind: str):
     except ApplicationError as exc:
         raise Http404(exc.message) from None
     response = HttpResponse(body, content_type="image/png")
-    response["Cache-Control"] = "public, max-age=86400"  # a version's held-out plots never change
+    response["Cache-Control"] = f"public, max-age={max_age}"
     return response
+
+
+@require_GET
+def morphology_plot(request, pk: int, kind: str):
+    from mlworker import comparison
+
+    version = get_object_or_404(ModelVersion, pk=pk, task=ModelTask.MORPHOLOGY)
+    plots = {
+        "predicted-vs-human": comparison.plot_predicted_vs_human,
+        "bias-vs-magnitude": comparison.plot_bias_vs_magnitude,
+    }
+    return _plot_response(plots, kind, version, 86400)  # a version's held-out plots never change
+
+
+# ---- the GALFIT emulator against the truth and the reference fit -------------------------------
+@require_GET
+def emulator_compare(request):
+    """The promoted emulator (or ?version=N): held-out mocks against the truth, the reference
+    fit against the truth on a sample, emulator against fit on data, speed per core."""
+    from mlworker import emulator_comparison
+
+    number = request.GET.get("version", "")
+    try:
+        if number and not number.isdigit():
+            raise ApplicationError(f"version must be a version number, got {number!r}")
+        version = emulator_comparison.emulator_version(number=int(number) if number else None)
+        report = emulator_comparison.report(version=version)
+    except ApplicationError as exc:
+        return render(request, "catalog/error.html", {"message": exc.message}, status=404)
+    held = report["held_out"]
+    sample = held["fitted_sample"]
+    tables = [("Emulator against the truth (held-out mocks)", held["emulator_vs_truth"])]
+    if sample:
+        tables += [
+            (
+                f"Reference fit against the truth ({sample['n']} of them, {sample['failures']} failed fits)",
+                sample["fitter_vs_truth"],
+            ),
+            ("Emulator against the truth (the same galaxies)", sample["emulator_vs_truth"]),
+            ("Emulator against the reference fit (the same galaxies)", sample["emulator_vs_fitter"]),
+        ]
+    data = report["data"]
+    if data and data.get("n"):
+        tables.append(
+            (
+                f"Emulator against the reference fit on data without truth ({data['n']} subjects)",
+                data["emulator_vs_fit"],
+            )
+        )
+    return render(
+        request,
+        "mlworker/compare_emulator.html",
+        {
+            "version": version,
+            "versions": ModelVersion.objects.filter(task=ModelTask.EMULATOR, variant="mock").order_by("-number"),
+            "report": report,
+            "tables": [(title, emulator_comparison.table_rows(t)) for title, t in tables],
+        },
+    )
+
+
+@require_GET
+def emulator_plot(request, pk: int, kind: str):
+    from mlworker import emulator_comparison
+
+    version = get_object_or_404(ModelVersion, pk=pk, task=ModelTask.EMULATOR)
+    plots = {"held-out": emulator_comparison.plot_held_out, "data": emulator_comparison.plot_data}
+    return _plot_response(plots, kind, version, 300 if kind == "data" else 86400)  # data grow as fits come in

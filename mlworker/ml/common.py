@@ -39,3 +39,44 @@ class EpochReporter:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.started
+
+
+def fit_one_cycle(
+    model,
+    train_idx,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    generator,
+    batch_loss: Callable,
+    progress: Callable[[dict], bool] | None,
+    pct_start: float = 0.2,
+) -> EpochReporter:
+    """AdamW under a one-cycle learning rate over shuffled mini-batches of ``train_idx``
+    (a numpy index array; a last batch of one is skipped: batch norm needs two);
+    ``batch_loss(indices)`` returns the batch's scalar loss. Reports after every epoch."""
+    import math
+
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = max(1, epochs * math.ceil(len(train_idx) / batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=pct_start)
+    reporter = EpochReporter(epochs, progress)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
+        total, seen = 0.0, 0
+        for start in range(0, len(order) - 1, batch_size):
+            b = order[start : start + batch_size]
+            loss = batch_loss(b)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(b)
+            seen += len(b)
+        reporter.epoch_done(epoch, total / max(seen, 1))
+    return reporter

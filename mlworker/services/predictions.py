@@ -98,9 +98,12 @@ def _ids_in_flight(version: ModelVersion, survey: Survey) -> set[int]:
     return {i for subject_ids in chunks.values_list("subject_ids", flat=True) for i in subject_ids}
 
 
-def prediction_runs_for_version(*, version: ModelVersion) -> list[PredictionRun]:
+def prediction_runs_for_version(*, version: ModelVersion, only_missing: bool = False) -> list[PredictionRun]:
     """A new version predicts over every survey it suits (morphology: the band it was trained for)."""
-    runs = [prediction_run_start(version=version, survey=s) for s in task_spec(version.task).surveys(version)]
+    runs = [
+        prediction_run_start(version=version, survey=s, only_missing=only_missing)
+        for s in task_spec(version.task).surveys(version)
+    ]
     return [r for r in runs if r is not None]
 
 
@@ -113,8 +116,18 @@ def _all_runs_complete(version: ModelVersion) -> bool:
     ids = {i for subject_ids in failed.values_list("subject_ids", flat=True) for i in subject_ids}
     if not ids:
         return True
-    field = task_spec(version.task).subject_field
-    return version.predictions.filter(**{f"{field}_id__in": ids}).count() == len(ids)
+    spec = task_spec(version.task)
+    done = 0
+    for survey in Survey.objects.filter(pk__in=failed.values("run__survey_id")):
+        field = _subject_field(spec, survey)
+        in_survey = [i for c in failed.filter(run__survey=survey) for i in c.subject_ids]
+        done += version.predictions.filter(**{f"{field}_id__in": in_survey}).count()
+    return done == len(ids)
+
+
+def _subject_field(spec, survey: Survey) -> str:
+    """The prediction's subject column for a survey's subjects (galaxy, spectrum or mock image)."""
+    return spec.subject_field_for(survey) if hasattr(spec, "subject_field_for") else spec.subject_field
 
 
 def _claim(chunk_id: int, worker: str) -> PredictionChunk | None:
@@ -130,7 +143,11 @@ def _claim(chunk_id: int, worker: str) -> PredictionChunk | None:
             status=PredictionChunk.Status.RUNNING, lease_expires_at=lease, worker=worker, attempts=F("attempts") + 1
         )
     )
-    return PredictionChunk.objects.select_related("run__model_version").get(pk=chunk_id) if claimed else None
+    return (
+        PredictionChunk.objects.select_related("run__model_version", "run__survey").get(pk=chunk_id)
+        if claimed
+        else None
+    )
 
 
 def renew_lease(chunk_id: int) -> None:
@@ -160,6 +177,7 @@ def prediction_chunk_execute(*, chunk_id: int, worker: str = "") -> str:
     if chunk is None:
         return "skipped: done or held by a live worker"
     version = chunk.run.model_version
+    survey = chunk.run.survey
     spec = task_spec(version.task)
     device = pick_device()
     try:
@@ -171,14 +189,14 @@ def prediction_chunk_execute(*, chunk_id: int, worker: str = "") -> str:
     batch = _settings("GALAXYLAB_PREDICTION_BATCH", 256)
     try:
         for start in range(0, len(chunk.subject_ids), batch):
-            rows += spec.predict(version, loaded, chunk.subject_ids[start : start + batch], device)
+            rows += spec.predict(version, loaded, chunk.subject_ids[start : start + batch], device, survey=survey)
             renew_lease(chunk_id)
     except Exception as exc:
         _chunk_failed(chunk, f"{type(exc).__name__}: {exc}")
         raise
     with transaction.atomic():
         prediction_rows_write(
-            version=version, subject_field=spec.subject_field, rows=rows, subject_ids=chunk.subject_ids
+            version=version, subject_field=_subject_field(spec, survey), rows=rows, subject_ids=chunk.subject_ids
         )
         PredictionChunk.objects.filter(pk=chunk_id).update(
             status=PredictionChunk.Status.DONE, lease_expires_at=None, error=""

@@ -30,6 +30,9 @@ def training_start(*, task: str, variant: str = "", trigger: str, user=None, con
     spec = task_spec(task)
     spec.config(config or {})  # unknown options are refused now, not on the worker
     variant = variant or getattr(spec, "default_variant", "")
+    refusal = spec.refuse_training(variant) if hasattr(spec, "refuse_training") else None
+    if refusal:
+        raise ApplicationError(refusal)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(

@@ -116,7 +116,7 @@ def test_a_chunk_that_keeps_failing_is_given_up_and_its_subjects_predicted_later
     spec = P.task_spec("morphology")
     real_predict = spec.predict
 
-    def predict(version, loaded, ids, device):
+    def predict(version, loaded, ids, device, survey=None):
         if set(ids) & set(poisoned.subject_ids):
             raise OSError("cutout pack unreadable")
         return real_predict(version, loaded, ids, device)
@@ -172,7 +172,7 @@ def test_training_refuses_unknown_options_and_tasks(voted_survey):
     with pytest.raises(ApplicationError, match="unknown training options"):
         training_start(task="morphology", variant="candels", trigger="cli", config={"epochz": 3})
     with pytest.raises(ApplicationError, match="not part of this release yet"):
-        training_start(task="emulator", trigger="cli")
+        training_start(task="environment", trigger="cli")
     with pytest.raises(CommandError, match="unknown task"):
         call_command("train", "astrology", verbosity=0)
 

@@ -1,4 +1,4 @@
-"""python manage.py compare morphology [--variant candels] [--version N] [--json]"""
+"""python manage.py compare morphology|emulator [--variant candels] [--version N] [--json]"""
 
 import json
 
@@ -20,13 +20,15 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("task", choices=["morphology"])
+        parser.add_argument("task", choices=["morphology", "emulator"])
         parser.add_argument("--variant", default="candels", help="The scheme (default candels).")
         parser.add_argument("--version", type=int, help="Version number (default: the promoted one).")
         parser.add_argument("--bootstrap", type=int, default=1000, help="Bootstrap resamples (default 1000).")
         parser.add_argument("--json", action="store_true", help="Print the whole report as JSON.")
 
     def handle(self, *args, **opts):
+        if opts["task"] == "emulator":
+            return self.emulator(opts)
         try:
             version = morphology_version(variant=opts["variant"], number=opts["version"])
             report = comparison(version, n_boot=opts["bootstrap"])
@@ -68,3 +70,60 @@ class Command(BaseCommand):
                 f"class agreement with the humans ({BASELINE_LABELS.get(source, source)}): "
                 + (f"{agreement:.3f}" if agreement is not None else "-")
             )
+
+    def emulator(self, opts) -> None:
+        from mlworker import emulator_comparison as ec
+
+        try:
+            version = ec.emulator_version(number=opts["version"])
+            report = ec.report(version=version)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        if opts["json"]:
+            self.stdout.write(json.dumps({"version": str(version), **report}, indent=1, default=float))
+            return
+        speed = report["speed"]
+        self.stdout.write(f"{version}: single-Sersic structure (r_e along the major axis, total magnitudes)")
+        self.stdout.write(
+            "speed per CPU core: emulator "
+            + (f"{speed['emulator']:.1f}" if speed["emulator"] else "-")
+            + " galaxies/s, reference fit "
+            + (f"{speed['fit']:.2f}" if speed["fit"] else "-")
+            + " galaxies/s"
+            + (f" ({speed['ratio']:.0f}x)" if speed["ratio"] else "")
+        )
+        auc = report["held_out"]["kind_auc"]
+        if auc:
+            self.stdout.write(
+                f"ROC AUC at H < {auc['max_mag']}: bulge {auc['bulge']:.3f}, disk {auc['disk']:.3f}, "
+                f"bulge+disk {auc['bulge_disk']:.3f}"
+            )
+        sample = report["held_out"]["fitted_sample"]
+        tables = [("emulator vs truth (held-out mocks)", report["held_out"]["emulator_vs_truth"])]
+        if sample:
+            tables += [
+                (
+                    f"reference fit vs truth ({sample['failures']} of {sample['n']} fits failed)",
+                    sample["fitter_vs_truth"],
+                ),
+                ("emulator vs truth (same galaxies)", sample["emulator_vs_truth"]),
+                ("emulator vs reference fit (same galaxies)", sample["emulator_vs_fitter"]),
+            ]
+        data = report["data"]
+        if data and data.get("n"):
+            tables.append((f"emulator vs reference fit on data ({data['n']} subjects)", data["emulator_vs_fit"]))
+        elif report["fit_version"] is None:
+            self.stdout.write("no reference fit on data yet (python manage.py fit_sersic)")
+        header = (
+            f"{'H':<8} {'n':>6} {'|dn|/n':>8} {'NMAD lgn':>9} {'|dlg re|':>9} {'NMAD lgre':>10} "
+            f"{'|dmag|':>8} {'NMAD mag':>9} {'|dq|':>7} {'catastr.':>9}"
+        )
+        for title, table in tables:
+            self.stdout.write("")
+            self.stdout.write(title)
+            self.stdout.write(header)
+            for r in ec.table_rows(table):
+                self.stdout.write(
+                    f"{r['bin']:<8} {r['n']:>6} {r['n_rel']:>8.3f} {r['log_n_nmad']:>9.3f} {r['log_r_e']:>9.3f} "
+                    f"{r['log_r_e_nmad']:>10.3f} {r['mag']:>8.3f} {r['mag_nmad']:>9.3f} {r['q']:>7.3f} {r['catastrophic']:>9.3f}"
+                )

@@ -1,4 +1,4 @@
-"""python manage.py predict TASK [--variant V] [--version N] [--survey NAME] [--force] [--wait]"""
+"""python manage.py predict TASK [--variant V] [--version N] [--survey NAME] [--force] [--only-missing] [--wait]"""
 
 import time
 
@@ -26,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force", action="store_true", help="Apply to a survey whose band facts differ from the training set."
         )
+        parser.add_argument(
+            "--only-missing",
+            action="store_true",
+            help="Only subjects the version has not predicted (nor is predicting).",
+        )
         parser.add_argument("--wait", action="store_true")
 
     def handle(self, *args, **opts):
@@ -44,9 +49,12 @@ class Command(BaseCommand):
                 survey = Survey.objects.filter(name=opts["survey"]).first()
                 if survey is None:
                     raise CommandError(f"no survey {opts['survey']!r}")
-                runs = [prediction_run_start(version=version, survey=survey, force=opts["force"])]
+                run = prediction_run_start(
+                    version=version, survey=survey, force=opts["force"], only_missing=opts["only_missing"]
+                )
+                runs = [run] if run is not None else []
             else:
-                runs = prediction_runs_for_version(version=version)
+                runs = prediction_runs_for_version(version=version, only_missing=opts["only_missing"])
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         n_chunks = sum(r.n_chunks for r in runs)
