@@ -187,6 +187,8 @@ def prediction_chunk_execute(*, chunk_id: int, worker: str = "") -> str:
         raise
     rows = []
     batch = _settings("GALAXYLAB_PREDICTION_BATCH", 256)
+    if hasattr(spec, "prediction_batch"):  # slow methods renew their lease more often
+        batch = min(batch, spec.prediction_batch(version))
     try:
         for start in range(0, len(chunk.subject_ids), batch):
             rows += spec.predict(version, loaded, chunk.subject_ids[start : start + batch], device, survey=survey)

@@ -21,6 +21,11 @@ DEMO = {
 }
 
 
+# Smaller than the defaults, so that the quick start's worker has them within minutes.
+DEMO_EMULATOR = {"train_galaxies": 6000, "test_galaxies": 500, "epochs": 8, "fitter_sample": 40}
+DEMO_PHENOMENA = {"epochs": 10, "held_out_modulus": 3, "min_train_runs": 2, "min_test_runs": 1}
+
+
 class Command(BaseCommand):
     help = "Create an admin login (printed once) and ingest a demo dataset made with the mock generators."
 
@@ -166,20 +171,35 @@ class Command(BaseCommand):
         self._train()
 
     def _train(self) -> None:
-        """The demo's morphology model trains on the worker in the background (progress at /ml/runs/)."""
+        """The demo's models train on the worker in the background, one after the other
+        (progress at /ml/runs/): morphology on the votes, the GALFIT emulator on GalSim mocks,
+        the phenomena model on the three demo runs (two train, one held out: a demonstration,
+        below the eight + two runs a real model needs); then the reference Sersic fit runs
+        over the demo galaxies, for the emulator's comparison page."""
         from catalog.models import ModelVersion
         from mlworker.models import TrainingRun
         from mlworker.services.training import training_start
 
-        if (
-            ModelVersion.objects.filter(task="morphology", variant="candels").exists()
-            or TrainingRun.objects.filter(task="morphology", variant="candels").exists()
-        ):
-            return
-        run = training_start(task="morphology", variant="candels", trigger=TrainingRun.Trigger.CLI)
-        self.stdout.write(
-            f"training run #{run.pk} (morphology/candels) queued: the worker trains it in the background, see /ml/runs/{run.pk}/"
+        demo_models = (
+            ("morphology", "candels", {}),
+            ("emulator", "mock", DEMO_EMULATOR),
+            ("phenomena", "runs", DEMO_PHENOMENA),
         )
+        for task, variant, config in demo_models:
+            if (
+                ModelVersion.objects.filter(task=task, variant=variant).exists()
+                or TrainingRun.objects.filter(task=task, variant=variant).exists()
+            ):
+                continue
+            run = training_start(task=task, variant=variant, trigger=TrainingRun.Trigger.CLI, config=config)
+            self.stdout.write(
+                f"training run #{run.pk} ({task}/{variant}) queued: the worker trains it in the background, "
+                f"see /ml/runs/{run.pk}/"
+            )
+        from mlworker.registry import SERSIC_FIT_VARIANT
+
+        if not ModelVersion.objects.filter(task="emulator", variant=SERSIC_FIT_VARIANT).exists():
+            call_command("fit_sersic", survey=DEMO["galaxies"]["survey"], verbosity=0)
 
     def _admin(self) -> None:
         User = get_user_model()
