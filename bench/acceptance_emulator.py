@@ -156,8 +156,11 @@ def main() -> None:
 
     main_bin = by_bin[f"{MAIN_BIN[0]:g}-{MAIN_BIN[1]:g}"]
     if args.small:  # a few minutes of training on 3,000 mocks: it must already measure structure
-        checks = {f"nmad_ratio_{p}_below_4": (main_bin[p]["ratio"] or 99) <= 4.0 for p in PARAMS} | {
-            "auc_disk_above_0.8": auc["disk"] >= 0.8,
+        checks = {
+            f"nmad_ratio_{p}_below_{FLOOR_RATIO[p]:g}": (main_bin[p]["ratio"] or 99) <= FLOOR_RATIO[p] for p in PARAMS
+        }
+        checks |= {
+            "auc_disk_above_0.9": auc["disk"] >= 0.9,
             "fit_self_consistent": main_bin["log_n"]["nmad_fit_vs_refit"] < 0.3,
         }
     else:

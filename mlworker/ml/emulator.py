@@ -53,12 +53,15 @@ class EmulatorConfig:
     mag_range: tuple[float, float] = (19.0, 25.0)
     channels: tuple[int, ...] = (32, 64, 96, 128)
     hidden: int = 128
-    epochs: int = 14
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
     beta_nll: float = 0.5
     fitter_sample: int = 200  # held-out single-Sersic mocks also fitted by the reference fitter
+    # Cutouts are sky-subtracted, as the fit assumes: removing the border's median would also
+    # remove a large galaxy's wings, which the total magnitude, r_e and n depend on.
+    subtract_background: bool = False
     seed: int = 0
 
 
@@ -174,7 +177,7 @@ def train(cfg: EmulatorConfig, data: EmulatorData, progress: Callable[[dict], bo
     test_idx = np.flatnonzero(data.is_test)
     if len(train_idx) < 2 or len(test_idx) == 0:
         raise ValueError("the dataset needs training and held-out galaxies")
-    x = torch.from_numpy(normalise(data.images))[:, None]
+    x = torch.from_numpy(normalise(data.images, subtract_background=cfg.subtract_background))[:, None]
     y_raw = targets(data)
     single = np.isfinite(y_raw).all(axis=1)
     centre = np.nanmean(y_raw[train_idx], axis=0)
@@ -323,7 +326,8 @@ def predict(
     centre = np.asarray(checkpoint["target_centre"], dtype=np.float32)
     scale = np.asarray(checkpoint["target_scale"], dtype=np.float32)
     pixel_scale = pixel_scale_arcsec or checkpoint["pixel_scale_arcsec"]
-    x = torch.from_numpy(normalise(images))[:, None]
+    subtract = bool(checkpoint.get("config", {}).get("subtract_background", True))
+    x = torch.from_numpy(normalise(images, subtract_background=subtract))[:, None]
     means, sigmas, probs = [], [], []
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):

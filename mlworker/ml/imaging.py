@@ -20,11 +20,15 @@ def border(images: np.ndarray, width: int = 6) -> np.ndarray:
     return images[:, mask]
 
 
-def normalise(images: np.ndarray) -> np.ndarray:
-    """Robust per-image normalisation: subtract the sky (median of the border), divide by its
-    noise (1.4826 MAD), then asinh(x / 3) to compress bright cores. NaNs become sky."""
+def normalise(images: np.ndarray, subtract_background: bool = True) -> np.ndarray:
+    """Robust per-image normalisation: subtract the sky (median of the border; not with
+    ``subtract_background=False``, for sky-subtracted cutouts whose border holds a large
+    galaxy's wings), divide by its noise (1.4826 MAD), then asinh(x / 3) to compress bright
+    cores. NaNs become sky."""
     images = np.nan_to_num(np.asarray(images, dtype=np.float32))
     background, sigma = background_and_noise(border(images))
+    if not subtract_background:
+        background = np.zeros_like(background)
     scaled = (images - background[:, None, None].astype(np.float32)) / sigma[:, None, None].astype(np.float32)
     return np.arcsinh(scaled / 3.0).astype(np.float32)
 
