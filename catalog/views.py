@@ -64,12 +64,20 @@ def survey_detail(request, name: str):
 def galaxy_detail(request, pk: int):
     galaxy = get_object_or_404(Galaxy.objects.select_related("survey"), pk=pk)
     from mlworker.comparison import galaxy_comparison
+    from mlworker.emulator_comparison import galaxy_structure
+    from mlworker.environment import galaxy_environment
 
     cutouts = galaxy.cutouts.select_related("band").order_by("band__name")
     return render(
         request,
         "catalog/galaxy_detail.html",
-        {"galaxy": galaxy, "cutouts": cutouts, "classifications": galaxy_comparison(galaxy_id=galaxy.pk)},
+        {
+            "galaxy": galaxy,
+            "cutouts": cutouts,
+            "classifications": galaxy_comparison(galaxy_id=galaxy.pk),
+            "structure": galaxy_structure(galaxy_id=galaxy.pk),
+            "environment": galaxy_environment(galaxy_id=galaxy.pk),
+        },
     )
 
 

@@ -335,3 +335,61 @@ def phenomena_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, Band]
     )
     band = Band.objects.filter(survey__kind="simulation", name=filter_name).first()
     return export, band
+
+
+def environment_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
+    """Variant "learned": ``cfg.train_mocks`` mock light cones of ``cfg.train_galaxies`` for
+    training (fixed seeds from ``cfg.seed``) and the held-out evaluation light cone: each galaxy's
+    neighbourhood features and its truth (log delta_5 from every galaxy's redshift-space
+    redshift; its true t minus its best t)."""
+    from mlworker.ml.environment import Catalog
+    from mlworker.ml.environment_learned import LearnedData, neighbourhood_features
+    from mlworker.synthetic.lightcone import (
+        EVALUATION_SEED,
+        LightconeConfig,
+        evaluation_lightcone,
+        make_lightcone,
+        truth_environment,
+    )
+
+    if variant != "learned":
+        raise ApplicationError(f"unknown environment training set {variant!r} (known: learned)")
+    features, targets, z_best, is_test, ra, dec = [], [], [], [], [], []
+    seeds = [5000 + 10 * cfg.seed + k for k in range(cfg.train_mocks)]
+    config = LightconeConfig(n_galaxies=cfg.train_galaxies, side_deg=cfg.side_deg)
+    cones = [(make_lightcone(config, seed), None) for seed in seeds]
+    from mlworker.services.environment import evaluation_galaxies
+
+    cones.append(evaluation_lightcone(evaluation_galaxies()))  # held out: every method is measured on it
+    for k, (lc, truth) in enumerate(cones):
+        catalog = Catalog(lc.ra, lc.dec, lc.z_phot, lc.z_phot_err, lc.z_spec, lc.mag)
+        truth = truth if truth is not None else truth_environment(lc)
+        features.append(neighbourhood_features(catalog))
+        targets.append(np.column_stack([truth["log_delta5"], np.log1p(lc.z_obs) - np.log1p(catalog.z_best)]))
+        z_best.append(catalog.z_best)
+        is_test.append(np.full(len(lc), k == len(cones) - 1))
+        ra.append(lc.ra)
+        dec.append(lc.dec)
+    is_test = np.concatenate(is_test)
+    data = LearnedData(
+        features=np.concatenate(features).astype(np.float32),
+        target=np.concatenate(targets).astype(np.float32),
+        z_best=np.concatenate(z_best),
+        is_test=is_test,
+        ra=np.concatenate(ra),
+        dec=np.concatenate(dec),
+    )
+    export = _export_save(
+        task=ModelTask.ENVIRONMENT,
+        variant=variant,
+        data=data,
+        is_test=is_test,
+        description={
+            "source": "mock light cones (mlworker/synthetic/lightcone.py)",
+            "seeds": seeds,
+            "held_out_seed": EVALUATION_SEED,
+            "galaxies_per_mock": cfg.train_galaxies,
+            "side_deg": cfg.side_deg,
+        },
+    )
+    return export, None

@@ -213,3 +213,18 @@ def plot_data(version: ModelVersion) -> bytes:
         [("emulator vs fit", _as_method(pairs, "fit"), _as_method(pairs, "emulator"))],
         f"{version} against {fit} on {pairs['n']} cutouts and mock images",
     )
+
+
+def galaxy_structure(*, galaxy_id: int) -> list[dict]:
+    """The promoted emulator's and the newest reference fit's measurements of a galaxy."""
+    out = []
+    predictions = Prediction.objects.filter(galaxy_id=galaxy_id, model_version__task=ModelTask.EMULATOR).select_related(
+        "model_version"
+    )
+    emulator = [p for p in predictions if p.model_version.variant != SERSIC_FIT_VARIANT and p.model_version.is_promoted]
+    fits = sorted(
+        (p for p in predictions if p.model_version.variant == SERSIC_FIT_VARIANT), key=lambda p: -p.model_version.number
+    )
+    for p in emulator + fits[:1]:
+        out.append({"version": p.model_version, "values": p.values})
+    return out

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 from catalog.errors import ApplicationError
 from catalog.models import Band, Cutout, Galaxy, MockImage, ModelTask, ModelVersion, QuasarSpectrum, Survey
 
@@ -322,6 +324,109 @@ class PhenomenaTask(_ImageTask):
         return rows
 
 
+ENVIRONMENT_METHODS = ("photoz", "sort")  # versioned methods, not trained; "learned" is trained
+
+
+class EnvironmentTask(_TorchTask):
+    """Local density of a survey's galaxies from their redshifts: photo-z slices ("photoz"),
+    SORT ("sort") and the learned estimator ("learned", trained on mock light cones). Each
+    estimate needs the whole survey (neighbours): the first chunk of a run computes it for
+    every galaxy (``prepare``), every chunk then writes its own rows."""
+
+    name = ModelTask.ENVIRONMENT
+    subject_field = "galaxy"
+    primary_metric = "spearman_log_delta5"  # held-out mock light cone, against the true log delta_5
+    higher_is_better = True
+    default_variant = "learned"
+
+    def config(self, overrides: dict):
+        from mlworker.ml.environment_learned import LearnedConfig
+
+        return _config(LearnedConfig, overrides)
+
+    def refuse_training(self, variant: str) -> str | None:
+        if variant in ENVIRONMENT_METHODS:
+            return (
+                f"the {variant} environment method is not trained: run it with manage.py environment --method {variant}"
+            )
+        if variant != "learned":
+            return f"unknown environment variant {variant!r} (learned, or the methods {', '.join(ENVIRONMENT_METHODS)})"
+        return None
+
+    def export(self, variant: str, cfg=None):
+        from mlworker.datasets import environment_dataset_export
+
+        return environment_dataset_export(variant=variant, cfg=cfg or self.config({}))
+
+    def train(self, cfg, dataset_path: Path, progress):
+        from mlworker.ml.environment_learned import LearnedData, train
+
+        return train(cfg, LearnedData.load(dataset_path), progress)
+
+    def trained_for(self, version: ModelVersion) -> str:
+        return f"{version} measures environment from photometric and spectroscopic redshifts"
+
+    def survey_problems(self, version: ModelVersion, survey: Survey) -> list[str]:
+        if survey.kind != Survey.Kind.IMAGING:
+            return [f"it is a {survey.kind} survey, not a galaxy catalog"]
+        if not Galaxy.objects.filter(survey=survey).exclude(z_phot__isnull=True, z_spec__isnull=True).exists():
+            return [f"no galaxy of survey {survey.name} has a redshift"]
+        return []
+
+    def can_force(self, version: ModelVersion, survey: Survey) -> bool:
+        return False
+
+    def surveys(self, version: ModelVersion):
+        return Survey.objects.filter(kind=Survey.Kind.IMAGING, galaxies__z_phot__isnull=False).distinct()
+
+    def subject_ids(self, version: ModelVersion, survey: Survey, only_missing: bool) -> list[int]:
+        ids = Galaxy.objects.filter(survey=survey).exclude(z_phot__isnull=True, z_spec__isnull=True)
+        ids = ids.values_list("pk", flat=True)
+        if only_missing:
+            ids = ids.exclude(pk__in=version.predictions.values("galaxy_id"))
+        return sorted(ids)
+
+    def prediction_batch(self, version: ModelVersion) -> int:
+        return 100_000  # rows come from the survey-wide estimate: writing them is all that is left
+
+    def load(self, version: ModelVersion, device):
+        if version.variant in ENVIRONMENT_METHODS:
+            return None
+        from mlworker.ml.environment_learned import load_model
+
+        checkpoint = self.checkpoint(version, device)
+        return checkpoint, load_model(checkpoint, device)
+
+    def prepare(self, version: ModelVersion, loaded, survey: Survey, device, renew=None) -> None:
+        from mlworker.environment import survey_estimate
+
+        survey_estimate(version=version, loaded=loaded, survey=survey, device=device, renew=renew)
+
+    def predict(
+        self, version: ModelVersion, loaded, subject_ids: list[int], device, survey=None
+    ) -> list[PredictionRow]:
+        """Values: the redshift the method places the galaxy at (z, z_err), log Sigma_5 and
+        Sigma_10 (h^2 Mpc^-2), counts in 1 h^-1 Mpc cylinders, and their log overdensities
+        (log_delta5, log_delta10, log_delta_cylinder); the learned estimator gives log_delta5
+        with its sigma (the row's uncertainty) and its learned redshift."""
+        from mlworker.environment import survey_estimate
+
+        estimate = survey_estimate(version=version, loaded=loaded, survey=survey, device=device)
+        position = estimate["position"]
+        rows = []
+        for galaxy_id in subject_ids:
+            i = position.get(galaxy_id)
+            if i is None:
+                continue
+            values = {
+                k: (None if not np.isfinite(v[i]) else round(float(v[i]), 5)) for k, v in estimate["values"].items()
+            }
+            values["method"] = version.variant
+            uncertainty = values.get("log_delta5_err") or 0.0
+            rows.append(PredictionRow(galaxy_id, values, float(uncertainty), False))
+        return rows
+
+
 class DLATask(_TorchTask):
     """The DLA finder over a spectroscopic survey's quasar sightlines (variant "mock": trained
     on mock sightlines made on the worker)."""
@@ -440,16 +545,11 @@ def _config(cls, overrides: dict):
     return cls(**overrides)
 
 
-class NotYetAvailable:
-    def __init__(self, name: str, issue: str):
-        self.name, self.issue = name, issue
-
-
 TASKS = {
     ModelTask.MORPHOLOGY: MorphologyTask(),
     ModelTask.EMULATOR: EmulatorTask(),
     ModelTask.DLA: DLATask(),
-    ModelTask.ENVIRONMENT: NotYetAvailable(ModelTask.ENVIRONMENT, "the environment estimator"),
+    ModelTask.ENVIRONMENT: EnvironmentTask(),
     ModelTask.PHENOMENA: PhenomenaTask(),
 }
 
@@ -458,6 +558,4 @@ def task_spec(name: str):
     spec = TASKS.get(name)
     if spec is None:
         raise ApplicationError(f"unknown task {name!r} (tasks: {', '.join(TASKS)})")
-    if isinstance(spec, NotYetAvailable):
-        raise ApplicationError(f"task {name}: {spec.issue} is not part of this release yet")
     return spec

@@ -13,5 +13,7 @@ urlpatterns = [
     path("compare/morphology/<slug:variant>/", views.morphology_compare, name="compare"),
     path("versions/<int:pk>/<slug:kind>.png", views.morphology_plot, name="plot"),
     path("compare/emulator/", views.emulator_compare, name="compare-emulator"),
+    path("compare/environment/", views.environment_compare, name="compare-environment"),
+    path("compare/environment/xi.png", views.environment_xi_png, name="environment-xi"),
     path("versions/<int:pk>/emulator/<slug:kind>.png", views.emulator_plot, name="emulator-plot"),
 ]

@@ -250,3 +250,44 @@ def emulator_plot(request, pk: int, kind: str):
     version = get_object_or_404(ModelVersion, pk=pk, task=ModelTask.EMULATOR)
     plots = {"held-out": emulator_comparison.plot_held_out, "data": emulator_comparison.plot_data}
     return _plot_response(plots, kind, version, 300 if kind == "data" else 86400)  # data grow as fits come in
+
+
+# ---- environment: the methods against the truth and against each other ------------------------
+@require_GET
+def environment_compare(request):
+    """Every environment method on the held-out mock light cone (Spearman with the true density,
+    the densest 10%, xi(s) against the truth's), and on a survey (?survey=NAME) how the methods
+    agree with each other."""
+    from catalog.models import Survey
+    from mlworker import environment
+
+    versions = environment.method_versions()
+    survey_name = request.GET.get("survey", "")
+    agreement = None
+    if survey_name:
+        survey = Survey.objects.filter(name=survey_name).first()
+        if survey is None:
+            return render(request, "catalog/error.html", {"message": f"no survey {survey_name!r}"}, status=404)
+        agreement = environment.survey_agreement(versions=versions, survey=survey)
+    return render(
+        request,
+        "mlworker/compare_environment.html",
+        {
+            "rows": environment.comparison_rows(versions),
+            "agreement": agreement,
+            "survey": survey_name,
+            "surveys": Survey.objects.filter(kind=Survey.Kind.IMAGING).order_by("name"),
+        },
+    )
+
+
+@require_GET
+def environment_xi_png(request):
+    from mlworker import environment
+
+    versions = environment.method_versions()
+    if not versions:
+        raise Http404("no environment method has been measured yet")
+    response = HttpResponse(environment.xi_png(versions), content_type="image/png")
+    response["Cache-Control"] = "public, max-age=300"
+    return response

@@ -186,6 +186,12 @@ def prediction_chunk_execute(*, chunk_id: int, worker: str = "") -> str:
         _chunk_failed(chunk, f"loading {version}: {type(exc).__name__}: {exc}")
         raise
     rows = []
+    try:
+        if hasattr(spec, "prepare"):  # survey-wide work (neighbours), done once per worker process
+            spec.prepare(version, loaded, survey, device, renew=lambda: renew_lease(chunk_id))
+    except Exception as exc:
+        _chunk_failed(chunk, f"preparing: {type(exc).__name__}: {exc}")
+        raise
     batch = _settings("GALAXYLAB_PREDICTION_BATCH", 256)
     if hasattr(spec, "prediction_batch"):  # slow methods renew their lease more often
         batch = min(batch, spec.prediction_batch(version))

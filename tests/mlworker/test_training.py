@@ -171,8 +171,8 @@ def test_other_survey_facts_need_an_override(voted_survey, mock_galaxies, tmp_pa
 def test_training_refuses_unknown_options_and_tasks(voted_survey):
     with pytest.raises(ApplicationError, match="unknown training options"):
         training_start(task="morphology", variant="candels", trigger="cli", config={"epochz": 3})
-    with pytest.raises(ApplicationError, match="not part of this release yet"):
-        training_start(task="environment", trigger="cli")
+    with pytest.raises(ApplicationError, match="is not trained"):
+        training_start(task="environment", variant="sort", trigger="cli")
     with pytest.raises(CommandError, match="unknown task"):
         call_command("train", "astrology", verbosity=0)
 

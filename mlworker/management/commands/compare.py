@@ -1,4 +1,4 @@
-"""python manage.py compare morphology|emulator [--variant candels] [--version N] [--json]"""
+"""python manage.py compare morphology|emulator|environment [--variant candels] [--version N] [--json]"""
 
 import json
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("task", choices=["morphology", "emulator"])
+        parser.add_argument("task", choices=["morphology", "emulator", "environment"])
         parser.add_argument("--variant", default="candels", help="The scheme (default candels).")
         parser.add_argument("--version", type=int, help="Version number (default: the promoted one).")
         parser.add_argument("--bootstrap", type=int, default=1000, help="Bootstrap resamples (default 1000).")
@@ -29,6 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if opts["task"] == "emulator":
             return self.emulator(opts)
+        if opts["task"] == "environment":
+            return self.environment(opts)
         try:
             version = morphology_version(variant=opts["variant"], number=opts["version"])
             report = comparison(version, n_boot=opts["bootstrap"])
@@ -127,3 +129,34 @@ class Command(BaseCommand):
                     f"{r['bin']:<8} {r['n']:>6} {r['n_rel']:>8.3f} {r['log_n_nmad']:>9.3f} {r['log_r_e']:>9.3f} "
                     f"{r['log_r_e_nmad']:>10.3f} {r['mag']:>8.3f} {r['mag_nmad']:>9.3f} {r['q']:>7.3f} {r['catastrophic']:>9.3f}"
                 )
+
+    def environment(self, opts) -> None:
+        from mlworker import environment as env
+
+        rows = env.comparison_rows(env.method_versions())
+        if not rows:
+            raise CommandError(
+                "no environment method has been measured yet (manage.py environment --survey NAME, manage.py train environment)"
+            )
+        if opts["json"]:
+            out = [{**{k: v for k, v in r.items() if k != "version"}, "version": str(r["version"])} for r in rows]
+            self.stdout.write(json.dumps(out, indent=1))
+            return
+        self.stdout.write(
+            f"environment methods on the held-out mock light cone ({rows[0]['n_test']} galaxies): "
+            "Spearman with the true log delta_5, densest 10%, xi(s) against the truth's"
+        )
+        header = f"{'method':<22} {'version':<24} {'Spearman d5':>11} {'d10':>7} {'cyl':>7} {'compl.':>7} {'purity':>7} {'xi ratio':>9} {'2 sigma':>8}"
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+
+        def cell(v, width, fmt=".3f"):
+            return f"{v:>{width}{fmt}}" if isinstance(v, float) else f"{'-':>{width}}"
+
+        for r in rows:
+            sp = r["spearman_all"]
+            self.stdout.write(
+                f"{r['label']:<22} {str(r['version']):<24} {cell(r['spearman'], 11)} {cell(sp.get('log_delta10'), 7)} "
+                f"{cell(sp.get('log_delta_cylinder'), 7)} {cell(r['completeness'], 7)} {cell(r['purity'], 7)} "
+                f"{cell(r['xi_mean_ratio'], 9)} {('yes' if r['xi_within_2_sigma'] else 'no'):>8}"
+            )

@@ -1,8 +1,9 @@
-"""python manage.py make_mock galaxies|spectra|simulation OUTDIR --n N --seed S"""
+"""python manage.py make_mock galaxies|spectra|simulation|lightcone OUTDIR --n N --seed S"""
 
 import os
 from pathlib import Path
 
+import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.progress import TqdmProgress
@@ -12,11 +13,12 @@ class Command(BaseCommand):
     help = (
         "Write mock data in the formats the ingest commands read, with a truth table: "
         "galaxies (catalog + GalSim F160W cutouts), spectra (SDSS spec-lite quasar sightlines), "
-        "simulation (VELA-like runs: snapshots, mergers, mock images from ~20 cameras)."
+        "simulation (VELA-like runs: snapshots, mergers, mock images from ~20 cameras), "
+        "lightcone (a clustered catalog with photometric and some spectroscopic redshifts, and its true environment)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=["galaxies", "spectra", "simulation"])
+        parser.add_argument("kind", choices=["galaxies", "spectra", "simulation", "lightcone"])
         parser.add_argument("outdir", type=Path)
         parser.add_argument("--n", type=int, default=500, help="Galaxies or sightlines to make.")
         parser.add_argument("--seed", type=int, default=1)
@@ -33,6 +35,11 @@ class Command(BaseCommand):
             default=1.0,
             help="spectra: multiply the DLA incidence (recorded per sightline in the truth).",
         )
+        parser.add_argument(
+            "--side-deg", type=float, default=4.0, help="lightcone: side of the square sky patch, degrees."
+        )
+        parser.add_argument("--z-min", type=float, default=0.4, help="lightcone: nearest redshift.")
+        parser.add_argument("--z-max", type=float, default=1.2, help="lightcone: farthest redshift.")
         parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Processes for rendering.")
 
     def handle(self, *args, **opts):
@@ -71,6 +78,21 @@ class Command(BaseCommand):
                     workers=opts["workers"],
                     on_progress=progress.advance,
                 )
+            elif kind == "lightcone":
+                from mlworker.synthetic.lightcone import LightconeConfig, write_lightcone
+
+                if not 0 < opts["side_deg"] <= 20 or not 0 < opts["z_min"] < opts["z_max"] <= 3:
+                    raise CommandError("--side-deg must be in (0, 20] and 0 < --z-min < --z-max <= 3")
+                progress.stage("drawing the light cone", 1)
+                lc = write_lightcone(
+                    outdir,
+                    LightconeConfig(
+                        n_galaxies=opts["n"], side_deg=opts["side_deg"], z_min=opts["z_min"], z_max=opts["z_max"]
+                    ),
+                    opts["seed"],
+                )
+                progress.advance(1)
+                self.stdout.write(f"{len(lc)} galaxies, {int(np.isfinite(lc.z_spec).sum())} with spectra")
             else:
                 from mlworker.synthetic.simulation import write_simulation_mock
 
