@@ -35,6 +35,8 @@ from mlworker.ml.environment import Catalog, comoving_distance, tangent_plane
 class SortConfig:
     cell_mpc: float = 5.0  # the smallest cell; cells grow where spectra are sparse
     min_spec_per_cell: int = 15  # spectroscopic galaxies a cell should hold within a bin's reach
+    spacing_kernel: float = 0.0  # > 0: each draw's kernel widens to this fraction of the cell's spec spacing
+    point: str = "median"  # the redshift given: "median" of the assignments, or "draw" (one of them at random)
     bin_sigma: float = 1.0
     repeats: int = 8
     smoothing: float = 0.0008  # in t: about 2 h^-1 Mpc at z ~ 1
@@ -116,7 +118,10 @@ def sort_redshifts(catalog: Catalog, cfg: SortConfig | None = None, renew=None) 
                 total = w.sum()
                 if total <= 1e-6:
                     continue
-                draws = rng.choice(t_s, size=len(members), p=w / total) + rng.normal(0, cfg.smoothing, len(members))
+                kernel = cfg.smoothing
+                if cfg.spacing_kernel > 0:  # sparse references: spread each draw over the gap to its neighbours
+                    kernel = max(kernel, cfg.spacing_kernel * (t1 - t0 + 4 * reach) / max(len(t_s), 1))
+                draws = rng.choice(t_s, size=len(members), p=w / total) + rng.normal(0, kernel, len(members))
                 assignments[r, members] = np.sort(draws)
         if renew is not None:
             renew()
@@ -125,8 +130,14 @@ def sort_redshifts(catalog: Catalog, cfg: SortConfig | None = None, renew=None) 
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            t_sort = np.nanmedian(assignments, axis=0)
             spread = np.nanstd(assignments, axis=0)
+            if cfg.point == "draw":  # a sample of each galaxy's SORT PDF
+                pick = rng.integers(0, cfg.repeats, n)
+                t_sort = assignments[pick, np.arange(n)]
+                gaps = ~np.isfinite(t_sort)
+                t_sort[gaps] = np.nanmedian(assignments[:, gaps], axis=0) if gaps.any() else t_sort[gaps]
+            else:
+                t_sort = np.nanmedian(assignments, axis=0)
     missing = ~np.isfinite(t_sort)
     t_sort[missing] = t_phot[missing]
     z_sort = np.expm1(t_sort)
