@@ -170,8 +170,15 @@ def _figure(rows: list[tuple[str, dict, dict]], title: str) -> bytes:
                 ax.set_xlim(lo, hi)
                 ax.set_ylim(lo, hi)
             if name in ("sersic_n", "r_e_arcsec"):
+                from matplotlib.ticker import NullFormatter, ScalarFormatter
+
                 ax.set_xscale("log")
                 ax.set_yscale("log")
+                ticks = [0.5, 1, 2, 4] if name == "sersic_n" else [0.1, 0.2, 0.5, 1.0]
+                for axis in (ax.xaxis, ax.yaxis):
+                    axis.set_ticks(ticks)
+                    axis.set_major_formatter(ScalarFormatter())
+                    axis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(f"{axis_label}, {label.split(' vs ')[1]}")
             ax.set_ylabel(f"{label.split(' vs ')[0]}")
             ax.set_title(f"{label}: {axis_label}", fontsize=9)
