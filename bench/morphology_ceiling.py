@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--crowd-seed", type=int, default=2015, help="The acceptance's crowd.")
     parser.add_argument("--workers", type=int, default=2, help="Processes rendering the mock.")
     args = parser.parse_args()
+    code_commit = commit()  # the code this run loaded (HEAD may move while it runs)
 
     import torch
     import torch.nn.functional as F
@@ -107,7 +108,7 @@ def main() -> None:
     truth = expected[test_idx]
     mags = params.mag[test_idx]
     report = {
-        "commit": commit(),
+        "commit": code_commit,
         "n_galaxies": args.n,
         "n_train": int(len(train_idx)),
         "n_held_out": int(len(test_idx)),
