@@ -171,7 +171,9 @@ class DLANet(nn.Module):
         return self.tail_pooled(F.max_pool1d(F.pad(a3, _PAD_P3), 6, 4))  # (B, 96, 3)
 
     def tail_pooled(self, p3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h = self.drop(F.relu(self.fc(p3.flatten(1))))  # (B, 350)
+        return self.heads(self.drop(F.relu(self.fc(p3.flatten(1)))))  # (B, 350)
+
+    def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logit = self.classify(h)[:, 0]
         offset = POSITIVE_PX * self.offset(h)[:, 0]  # pixels
         log_nhi = 20.0 + self.column(h)[:, 0]
@@ -197,101 +199,111 @@ def scan_windowed(model: DLANet, x: torch.Tensor, chunk: int = 512) -> tuple[tor
 # i.e. at pixel s - 21 + 12 m; conv2 output n reads pool1 m = n - 7 .. n + 8; pool2 output k
 # takes conv2 n = 4 k - 2 .. 4 k + 3. Pool1 outputs m = 2..30 and conv2 outputs n = 9..22 never
 # touch the window's own padding: they are the same in every window and in a dilated,
-# stride-1 pass over the sightline. The others are recomputed per window (pool1) or corrected
-# (conv2: the pass's value minus the pool1 terms outside the window, plus the differences at
-# the recomputed pool1 outputs); pool2 outputs 3 and 4 are read from the pass directly.
+# stride-1 pass over the sightline, so a window reads them at pass position s + const (a slice
+# over all windows at once). Conv2 n = 0..8 and 23..33 are corrected per window: the pass's
+# value less the taps that fall outside the window (pool1 m < 0 or > 33: prefix and suffix
+# sums over the pass), plus the differences at pool1 m = 0, 1, 31..33, which the window
+# computes from its own edge pixels. Pool2 k = 3, 4 and the clean parts of k = 2, 5, 6 are
+# pooled once over the pass. The per-window work is five matrix products: conv1 at the two
+# edges, the two conv2 corrections and conv3 (9 cells -> 9 cells).
 _MARGIN = 128  # zeros either side for the pass, so that every pool1 tap a window can reach exists
+_CORRECTED = [*range(9), *range(23, 34)]  # conv2 cells a window corrects
 
 
-def _toeplitz(weight: torch.Tensor, inputs: range, outputs: range, pad_left: int) -> torch.Tensor:
-    """(len(inputs) * C_in, len(outputs) * C_out) matrix of a stride-1 convolution from the
-    input positions to the output positions (channels last: row m * C_in + c)."""
+def _toeplitz(weight: torch.Tensor, inputs: range, outputs: range, pad_left: int, stride: int = 1) -> torch.Tensor:
+    """(len(inputs) * C_in, len(outputs) * C_out) matrix of a convolution from the input
+    positions to the output positions (channels last: row m * C_in + c, column n * C_out + o)."""
     c_out, c_in, k = weight.shape
     dev = weight.device
-    tap = torch.tensor(list(inputs), device=dev)[:, None] - torch.tensor(list(outputs), device=dev)[None, :] + pad_left
+    tap = (
+        torch.tensor(list(inputs), device=dev)[:, None]
+        - stride * torch.tensor(list(outputs), device=dev)[None, :]
+        + pad_left
+    )
     valid = (tap >= 0) & (tap < k)
     w = weight.permute(2, 1, 0)[tap.clamp(0, k - 1)]  # (m, n, C_in, C_out)
     w = w * valid[:, :, None, None].to(w.dtype)
     return w.permute(0, 2, 1, 3).reshape(len(inputs) * c_in, len(outputs) * c_out)
 
 
-def _pool_rows(t: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
-    """Max over row spans [a, b) of (W, rows, C) -> (W, len(spans), C)."""
-    return torch.stack([t[:, a:b].amax(dim=1) for a, b in spans], dim=1)
-
-
-def scan(model: DLANet, x: torch.Tensor, window_chunk: int = 2048) -> tuple[torch.Tensor, ...]:
+def scan(model: DLANet, x: torch.Tensor, sightline_chunk: int = 2) -> tuple[torch.Tensor, ...]:
     """Every window of every sightline (x: (B, 2148)) in one pass, equal to ``scan_windowed``
-    to float32 rounding. Returns (prob, offset, log_nhi), each (B, 1748)."""
-    b = len(x)
-    dev = x.device
-    w1, b1, w2 = model.conv1.weight, model.conv1.bias, model.conv2.weight
-    xm = F.pad(x, (_MARGIN, _MARGIN))[:, None]
-    a1 = F.relu(F.conv1d(xm, w1, b1))  # (B, 100, L - 31): a1[u] reads padded pixels u..u+31
-    p1 = F.max_pool1d(a1, 7, stride=1, dilation=3)  # p1[u] = max_t a1[u + 3 t]
-    z2 = F.conv1d(p1, w2, model.conv2.bias, dilation=12)  # conv2 before its ReLU: z2[v] reads p1[v + 12 i]
-    p2 = F.max_pool1d(F.relu(z2), 6, stride=1, dilation=12)  # p2[v] = max_t a2[v + 12 t]
-    p1, z2, p2 = (t.transpose(1, 2).contiguous() for t in (p1, z2, p2))  # channels last
-    # conv2 n = 0..6 reads pool1 m = n - 7 + i < 0 (outside the window) for taps i < 7 - n, and
-    # n = 26..33 reads m > 33 for taps i > 40 - n: those partial sums, over the whole pass,
-    # are removed from the pass's conv2 (prefix and suffix sums over single taps).
-    taps = w2.permute(2, 1, 0)  # (16, C_in, C_out)
-    length = z2.shape[1]
-    fixed = {}
-    partial = torch.zeros_like(z2)
-    for i in range(7):
-        partial = partial + p1[:, 12 * i : 12 * i + length] @ taps[i]
-        fixed[6 - i] = z2 - partial  # n = 6 - i lacks taps 0..i
-    partial = torch.zeros_like(z2)
-    for i in range(15, 7, -1):
-        partial = partial + p1[:, 12 * i : 12 * i + length] @ taps[i]
-        fixed[41 - i] = z2 - partial  # n = 41 - i lacks taps i..15
-    s = torch.arange(N_SCAN, device=dev)
-
-    def gather(t: torch.Tensor, positions: list[int], shift: int) -> torch.Tensor:  # -> (B * 1748, k, C)
-        index = s[:, None] + _MARGIN + shift + 12 * torch.tensor(positions, device=dev)[None, :]
-        return t[:, index.reshape(-1)].reshape(b * N_SCAN, len(positions), t.shape[2])
-
-    def conv2_at(positions: range) -> torch.Tensor:  # the pass's conv2, less the outside taps
-        return torch.cat([gather(fixed.get(n, z2), [n], -105) for n in positions], dim=1)
-
-    own_m = [0, 1, 31, 32, 33]  # pool1 outputs that touch the window's padding
-    p1_own = gather(p1, own_m, -21)  # (W, 5, 100)
-    z2_left = conv2_at(range(0, 12))  # conv2 n = 0..11 (9..11 clean, for pool2 k = 2)
-    z2_right = conv2_at(range(18, 34))  # conv2 n = 18..33 (18..22 clean)
-    p2_mid = gather(p2, [3 * 4 - 2, 4 * 4 - 2], -105)  # pool2 k = 3, 4: (W, 2, 96)
-    t_left = _toeplitz(w2, range(0, 2), range(0, 9), 7)  # pool1 m = 0, 1 reach conv2 n <= 8: (200, 864)
-    t_right = _toeplitz(w2, range(31, 34), range(23, 34), 7)  # m = 31..33 reach n >= 23: (300, 1056)
-    t3 = _toeplitz(model.conv3.weight, range(9), range(9), 7)  # (864, 864)
-    windows = x.unfold(1, WINDOW, 1)[:, :N_SCAN].reshape(-1, WINDOW)  # (B * 1748, 400)
+    to float32 rounding; the per-window part runs ``sightline_chunk`` sightlines at a time.
+    Returns (prob, offset, log_nhi), each (B, 1748)."""
+    b, dev, dt = len(x), x.device, x.dtype
+    w1, b1, w2, b2 = model.conv1.weight, model.conv1.bias, model.conv2.weight, model.conv2.bias
+    c1, c2 = w1.shape[0], w2.shape[0]
+    # the pass, channels last: conv1 at stride 1, pool1 dilated by 3, conv2 dilated by 12
+    a1 = torch.relu(F.pad(x, (_MARGIN, _MARGIN)).unfold(1, 32, 1) @ w1[:, 0].t() + b1)  # a1[u] reads u..u+31
+    n1 = a1.shape[1] - 18
+    p1 = a1[:, :n1].clone()
+    for t in range(1, 7):
+        torch.maximum(p1, a1[:, 3 * t : 3 * t + n1], out=p1)  # p1[u] = max_t a1[u + 3 t]
+    y = (p1.reshape(-1, c1) @ w2.permute(1, 2, 0).reshape(c1, -1)).view(b, n1, 16, c2)  # every tap
+    length = n1 - 180
+    part = [y[:, 12 * i : 12 * i + length, i] for i in range(16)]  # tap i's term of conv2 at v
+    lefts, rights = [part[0]], {15: part[15]}
+    for i in range(1, 7):
+        lefts.append(lefts[-1] + part[i])  # taps 0..i
+    for i in range(14, 7, -1):
+        rights[i] = rights[i + 1] + part[i]  # taps i..15
+    z2 = lefts[6] + part[7] + rights[8] + b2  # conv2 before its ReLU: z2[v] reads p1[v + 12 i]
+    fixed = {6 - i: z2 - lefts[i] for i in range(7)}  # n = 6 - i lacks taps 0..i (pool1 m < 0)
+    fixed.update({41 - i: z2 - rights[i] for i in range(8, 16)})  # n = 41 - i lacks taps i..15 (m > 33)
+    a2 = torch.relu(z2)
+    q3 = torch.maximum(torch.maximum(a2[:, :-24], a2[:, 12:-12]), a2[:, 24:])  # max over n..n+2
+    q5 = torch.maximum(torch.maximum(q3[:, :-24], a2[:, 36:-12]), a2[:, 48:])  # n..n+4
+    p6 = torch.maximum(q5[:, :-12], a2[:, 60:])  # n..n+5: pool2
+    t1_left = _toeplitz(w1, range(0, 41), range(0, 9), 15, stride=3)  # window pixels -> conv1 j = 0..8
+    t1_right = _toeplitz(w1, range(351, 400), range(122, 134), 15, stride=3)  # -> j = 122..133
+    t2_left = _toeplitz(w2, range(0, 2), range(0, 9), 7)  # pool1 m = 0, 1 reach conv2 n <= 8
+    t2_right = _toeplitz(w2, range(31, 34), range(23, 34), 7)  # m = 31..33 reach n >= 23
+    t3 = _toeplitz(model.conv3.weight, range(9), range(9), 7)  # conv3, (864, 864)
+    b1_left, b1_right, b3 = b1.repeat(9), b1.repeat(12), model.conv3.bias.repeat(9)
+    fc_weight = model.fc.weight.view(-1, c2, 3).transpose(1, 2).reshape(-1, 3 * c2)  # channels-last input
     out = []
-    for w0 in range(0, len(windows), window_chunk):
-        sl = slice(w0, min(w0 + window_chunk, len(windows)))
-        wins = windows[sl, None]
-        # pool1 m = 0, 1 and 31..33 as the window computes them (conv1 j = 0..8 and 122..133)
-        left = F.relu(F.conv1d(F.pad(wins[..., :41], (15, 0)), w1, b1, stride=3))
-        right = F.relu(F.conv1d(F.pad(wins[..., 351:], (0, 16)), w1, b1, stride=3))
-        own_left = F.max_pool1d(F.pad(left, (2, 0)), 7, 4).transpose(1, 2)  # (W, 2, 100)
-        own_right = F.max_pool1d(F.pad(right, (0, 3)), 7, 4).transpose(1, 2)  # (W, 3, 100)
-        # the window's pool1 minus the pass's at m = 0, 1, 31..33, through conv2
-        d_left = own_left - p1_own[sl, :2]
-        d_right = own_right - p1_own[sl, 2:]
-        n = d_left.shape[0]
-        a2_left, a2_right = z2_left[sl], z2_right[sl]  # views, each read once: corrected in place
-        a2_left[:, :9] += (d_left.reshape(n, -1) @ t_left).reshape(n, 9, 96)
-        a2_right[:, 5:] += (d_right.reshape(n, -1) @ t_right).reshape(n, 11, 96)
-        a2_left, a2_right = a2_left.relu_(), a2_right.relu_()
-        p2w = torch.cat(
+    for s0 in range(0, b, sightline_chunk):
+        sl = slice(s0, min(s0 + sightline_chunk, b))
+        nw = (sl.stop - sl.start) * N_SCAN
+
+        def at(t: torch.Tensor, n: int, shift: int = -105, sl=sl) -> torch.Tensor:  # -> (windows, C)
+            start = _MARGIN + shift + 12 * n  # pass position of cell n of window 0
+            return t[sl, start : start + N_SCAN].flatten(0, 1)
+
+        cells = torch.empty(nw, len(_CORRECTED), c2, device=dev, dtype=dt)  # conv2 n = 0..8, 23..33
+        for j, n in enumerate(_CORRECTED):
+            cells[:, j] = at(fixed.get(n, z2), n)
+        xs = x[sl]
+        left = torch.addmm(b1_left, xs.unfold(1, 41, 1)[:, :N_SCAN].reshape(nw, 41), t1_left).relu_().view(nw, 9, c1)
+        right = torch.addmm(b1_right, xs[:, 351:].unfold(1, 49, 1)[:, :N_SCAN].reshape(nw, 49), t1_right)
+        right = right.relu_().view(nw, 12, c1)
+        # pool1 m = 0, 1 (conv1 j = 0..4, 2..8) and 31..33 (j = 122..128, 126..132, 130..133) as
+        # the window computes them, less the pass's
+        d_left = torch.stack([left[:, 0:5].amax(1) - at(p1, 0, -21), left[:, 2:9].amax(1) - at(p1, 1, -21)], 1)
+        d_right = torch.stack(
             [
-                _pool_rows(a2_left, [(0, 4), (2, 8), (6, 12)]),  # pool2 k = 0, 1, 2
-                p2_mid[sl],  # k = 3, 4
-                _pool_rows(a2_right, [(0, 6), (4, 10), (8, 14), (12, 16)]),  # k = 5..8
+                right[:, 0:7].amax(1) - at(p1, 31, -21),
+                right[:, 4:11].amax(1) - at(p1, 32, -21),
+                right[:, 8:12].amax(1) - at(p1, 33, -21),
             ],
-            dim=1,
-        )  # (W, 9, 96)
-        a3 = F.relu((p2w.reshape(n, -1) @ t3).reshape(n, 9, 96) + model.conv3.bias)  # conv3
-        p3 = _pool_rows(a3, [(0, 4), (2, 8), (6, 9)])  # pool3: (W, 3, 96)
-        out.append(model.tail_pooled(p3.transpose(1, 2)))
+            1,
+        )
+        cells[:, :9] += (d_left.view(nw, -1) @ t2_left).view(nw, 9, c2)
+        cells[:, 9:] += (d_right.view(nw, -1) @ t2_right).view(nw, 11, c2)
+        cells.relu_()
+        p2 = torch.empty(nw, 9, c2, device=dev, dtype=dt)  # pool2, from the cells and the pass
+        p2[:, 0] = cells[:, 0:4].amax(1)  # n = 0..3
+        p2[:, 1] = cells[:, 2:8].amax(1)  # n = 2..7
+        p2[:, 2] = torch.maximum(cells[:, 6:9].amax(1), at(q3, 9))  # n = 6..8 | 9..11
+        p2[:, 3] = at(p6, 10)  # n = 10..15
+        p2[:, 4] = at(p6, 14)  # n = 14..19
+        p2[:, 5] = torch.maximum(at(q5, 18), cells[:, 9])  # n = 18..22 | 23
+        p2[:, 6] = torch.maximum(at(a2, 22), cells[:, 9:14].amax(1))  # n = 22 | 23..27
+        p2[:, 7] = cells[:, 12:18].amax(1)  # n = 26..31
+        p2[:, 8] = cells[:, 16:20].amax(1)  # n = 30..33
+        a3 = torch.addmm(b3, p2.view(nw, -1), t3).relu_().view(nw, 9, c2)
+        p3 = torch.stack([a3[:, 0:4].amax(1), a3[:, 2:8].amax(1), a3[:, 6:9].amax(1)], 1)  # pool3
+        out.append(model.heads(torch.relu(F.linear(p3.view(nw, -1), fc_weight, model.fc.bias))))
     logit, offset, log_nhi = (torch.cat(parts).reshape(b, N_SCAN) for parts in zip(*out, strict=True))
     return torch.sigmoid(logit), offset, log_nhi
 

@@ -38,7 +38,7 @@ def test_one_pass_scan_equals_the_windowed_network(sightlines, seed):
     x[2, :700] = 0.0  # a sightline whose blue end lies outside the data
     with torch.inference_mode():
         windowed = dla.scan_windowed(model, x)
-        one_pass = dla.scan(model, x, window_chunk=1000)  # chunks that straddle sightlines
+        one_pass = dla.scan(model, x, sightline_chunk=2)  # a full chunk and a partial one
         # the windowed network, one window at a time, for a few windows at the edges
         for k in (0, 1, 17, 200, dla.N_SCAN - 1):
             logit, offset, column = model(x[:, k : k + dla.WINDOW])
