@@ -54,7 +54,7 @@ class DLAConfig:
     dla_boost: float = 6.0  # absorber incidence in the training mocks, relative to the real one
     inserted_copies: int = 2  # sightlines marked DLA-free: training copies of each, with DLAs inserted
     max_dla_free: int = 5000  # at most this many DLA-free sightlines are used
-    epochs: int = 30
+    epochs: int = 60
     windows_per_epoch: int = 100_000
     batch_size: int = 256
     lr: float = 1e-3
@@ -64,6 +64,9 @@ class DLAConfig:
     column_weight: float = 5.0  # the log N(HI) loss is in dex
     vote_threshold: float = 0.2
     seed: int = 0
+    # bfloat16 autocast for training on CPUs with native bfloat16 (2x the windows per second on
+    # this machine's AMX); weights, losses and the optimizer stay float32, scanning stays float32
+    cpu_bf16: bool = True
 
 
 # ---- continuum and scan input -------------------------------------------------------------
@@ -650,7 +653,7 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
             y = torch.from_numpy(label[pick[:, 0], pick[:, 1]].astype(np.float32)).to(device)
             off = torch.from_numpy(offset[pick[:, 0], pick[:, 1]]).to(device)
             col = torch.from_numpy(column[pick[:, 0], pick[:, 1]]).to(device)
-            with autocast(device):
+            with autocast(device, cpu_bf16=cfg.cpu_bf16):
                 logit, off_pred, col_pred = model(xb.to(device))
             positive = y > 0.5
             loss = F.binary_cross_entropy_with_logits(logit.float(), y)
