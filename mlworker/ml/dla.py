@@ -67,6 +67,15 @@ class DLAConfig:
     # bfloat16 autocast for training on CPUs with native bfloat16 (2x the windows per second on
     # this machine's AMX); weights, losses and the optimizer stay float32, scanning stays float32
     cpu_bf16: bool = True
+    # Hard negatives: from ``hard_negative_start`` of the epochs on, every ``hard_negative_every``
+    # epochs, the model scans ``hard_negative_sightlines`` training sightlines and the negative
+    # windows it calls >= ``hard_negative_threshold`` (saturated forest blends, mostly at high
+    # z_qso) make up ``hard_negative_fraction`` of each batch's negatives.
+    hard_negative_fraction: float = 0.3
+    hard_negative_start: float = 0.33
+    hard_negative_every: int = 8
+    hard_negative_sightlines: int = 800
+    hard_negative_threshold: float = 0.3
 
 
 # ---- continuum and scan input -------------------------------------------------------------
@@ -608,6 +617,21 @@ def calibrate(model: DLANet, data: DLAData, rows: np.ndarray, device, threshold:
     return shift, sigma
 
 
+def _hard_negatives(
+    model: DLANet, data: DLAData, rows: np.ndarray, label: np.ndarray, device, threshold: float
+) -> np.ndarray:
+    """(sightline row, window) of the negative windows of ``rows`` that the model calls
+    positive with probability >= ``threshold``."""
+    scans = scan_data(model, data, rows, device)
+    model.train()
+    found = [
+        np.stack([np.full(k.size, i), k], axis=1)
+        for i, (prob, _, _) in zip(rows, scans, strict=True)
+        for k in [np.flatnonzero((prob >= threshold) & (label[i] == 0))]
+    ]
+    return np.concatenate(found).astype(np.int64) if found else np.empty((0, 2), np.int64)
+
+
 def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None = None) -> TrainResult:
     """Trains on windows of the training sightlines (positives and negatives 50/50), calibrates
     the column-density uncertainty on the validation sightlines and scans the held-out ones:
@@ -640,12 +664,20 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
     )
     reporter = EpochReporter(cfg.epochs, progress)
     half = cfg.batch_size // 2
+    hard = np.empty((0, 2), dtype=neg.dtype)
+    mined = []
+    first_mining = max(1, round(cfg.epochs * cfg.hard_negative_start))
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         total, seen = 0.0, 0
+        n_hard = int(half * cfg.hard_negative_fraction) if len(hard) else 0
         for _ in range(steps_per_epoch):
             drawn = np.minimum(np.searchsorted(pos_cdf, rng.random(half)), len(pos) - 1)
-            pick = np.concatenate([pos[drawn], neg[rng.integers(0, len(neg), half)]])
+            negatives = [
+                neg[rng.integers(0, len(neg), half - n_hard)],
+                hard[rng.integers(0, max(len(hard), 1), n_hard)],
+            ]
+            pick = np.concatenate([pos[drawn], *negatives])
             i, k = torch.from_numpy(pick[:, 0]), torch.from_numpy(pick[:, 1])
             xb = windows[i, k]
             # a continuum misplaced by a few per cent, as on real spectra
@@ -666,6 +698,11 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
             scheduler.step()
             total += float(loss.detach()) * len(xb)
             seen += len(xb)
+        mining = epoch >= first_mining and (epoch - first_mining) % max(cfg.hard_negative_every, 1) == 0
+        if cfg.hard_negative_fraction > 0 and epoch < cfg.epochs and mining:
+            sample = rng.choice(train_rows, min(cfg.hard_negative_sightlines, len(train_rows)), replace=False)
+            hard = _hard_negatives(model, data, np.sort(sample), label, device, cfg.hard_negative_threshold)
+            mined.append({"epoch": epoch, "windows": len(hard)})
         reporter.epoch_done(epoch, total / max(seen, 1))
     train_seconds = reporter.seconds
     history = reporter.history
@@ -691,6 +728,7 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
         "train_seconds": round(train_seconds, 1),
         "scan_sightlines_per_second": round(len(test_rows) / max(scan_seconds, 1e-9), 2),
         "final_train_loss": history[-1]["loss"] if history else None,
+        "hard_negatives_mined": mined,
     }
     checkpoint = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},

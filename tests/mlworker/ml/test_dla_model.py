@@ -175,6 +175,32 @@ def test_short_training_runs_and_its_checkpoint_scans_the_same():
         dla.train(cfg, data, lambda e: False)
 
 
+def test_hard_negatives_are_mined_from_the_models_own_false_alarms():
+    from mlworker.synthetic.spectra import dla_mock_data
+
+    data = dla_mock_data(40, 5, dla_boost=8.0, test_fraction=0.25, validation_fraction=0.1)
+    train_rows = np.flatnonzero(~data.is_test & ~data.is_validation)
+    label = dla._labels(data, train_rows)[0]
+    model = _random_model(0)
+    with torch.no_grad():
+        model.classify.bias.fill_(5.0)  # calls every window positive: every negative is a false alarm
+    hard = dla._hard_negatives(model, data, train_rows[:4], label, torch.device("cpu"), 0.3)
+    assert len(hard) == int((label[train_rows[:4]] == 0).sum()) > 0
+    assert set(hard[:, 0]) <= set(train_rows[:4]) and (label[hard[:, 0], hard[:, 1]] == 0).all()
+    assert model.training  # mining hands the model back to training
+    cfg = dla.DLAConfig(
+        epochs=3,
+        windows_per_epoch=512,
+        batch_size=128,
+        hard_negative_start=0.0,
+        hard_negative_every=1,
+        hard_negative_sightlines=6,
+    )
+    mined = dla.train(cfg, data).metrics["hard_negatives_mined"]
+    assert [m["epoch"] for m in mined] == [1, 2]  # not after the last epoch
+    assert all(isinstance(m["windows"], int) and m["windows"] >= 0 for m in mined)
+
+
 def test_post_processing_keeps_to_the_search_path_and_merges_close_peaks():
     z_qso = 3.0
     n = dla.N_SCAN
