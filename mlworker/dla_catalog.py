@@ -4,7 +4,7 @@ table (``manage.py evaluate dla --truth``)."""
 from pathlib import Path
 
 from catalog.errors import ApplicationError
-from catalog.models import ModelTask, ModelVersion, Prediction
+from catalog.models import ModelTask, ModelVersion, Prediction, QuasarSpectrum
 
 
 def dla_version(*, number: int | None = None, variant: str = "mock") -> ModelVersion:
@@ -41,8 +41,9 @@ def truth_read(path: str | Path) -> list[tuple]:
 
 def dla_evaluate(*, version: ModelVersion, truth: list[tuple], seed: int = 0) -> dict:
     """The version's catalog against the truth on the sightlines it scanned: completeness as
-    absorber and as DLA, false DLAs, sigma(z), sigma(log N), overall and by S/N bin."""
-    from mlworker.ml.dla import catalog_metrics_by_snr
+    absorber and as DLA, false DLAs, sigma(z), sigma(log N), overall, by S/N bin and by the
+    quasar's redshift (``by_z_qso``)."""
+    from mlworker.ml.dla import ZQSO_BINS, catalog_metrics_binned, catalog_metrics_by_snr
 
     sightlines, absorbers = dla_predicted_absorbers(version=version)
     if not sightlines:
@@ -52,6 +53,13 @@ def dla_evaluate(*, version: ModelVersion, truth: list[tuple], seed: int = 0) ->
         raise ApplicationError("no sightline of the truth table was scanned by this version (plate-mjd-fiber)")
     predicted = [(a["sightline"], a["z_abs"], a["log_nhi"], a["lyman_beta"]) for a in absorbers]
     report = catalog_metrics_by_snr(predicted, scanned_truth, sightlines, seed)
+    z_qso = {
+        (plate, mjd, fiber): z
+        for plate, mjd, fiber, z in QuasarSpectrum.objects.filter(predictions__model_version=version).values_list(
+            "plate", "mjd", "fiber", "z_qso"
+        )
+    }
+    report["by_z_qso"] = catalog_metrics_binned(predicted, scanned_truth, z_qso, ZQSO_BINS, "z_qso", seed)
     return {
         "version": str(version),
         "n_sightlines": len(sightlines),

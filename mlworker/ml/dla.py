@@ -502,18 +502,27 @@ def catalog_metrics(predicted: list[tuple], truth: list[tuple], seed: int = 0) -
 
 
 SNR_BINS = ((0.0, 6.0), (6.0, 10.0), (10.0, 15.0), (15.0, float("inf")))
+ZQSO_BINS = ((0.0, 3.0), (3.0, 3.5), (3.5, 4.0), (4.0, float("inf")))  # the forest thickens with z
+
+
+def catalog_metrics_binned(predicted, truth, values: dict, bins, name: str, seed: int = 0) -> dict:
+    """``catalog_metrics`` per bin of a per-sightline quantity (``values``: sightline -> value),
+    keyed "NAME LO-HI"."""
+    out = {}
+    for lo, hi in bins:
+        sids = {s for s, v in values.items() if lo <= v < hi}
+        label = f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
+        out[f"{name} {label}"] = catalog_metrics(
+            [p for p in predicted if p[0] in sids], [t for t in truth if t[0] in sids], seed
+        ) | {"n_sightlines": len(sids)}
+    return out
 
 
 def catalog_metrics_by_snr(predicted, truth, snr: dict, seed: int = 0) -> dict:
     """``catalog_metrics`` overall and per S/N bin (``snr``: sightline -> S/N)."""
-    out = {"overall": catalog_metrics(predicted, truth, seed)}
-    for lo, hi in SNR_BINS:
-        sids = {s for s, v in snr.items() if lo <= v < hi}
-        label = f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
-        out[f"snr {label}"] = catalog_metrics(
-            [p for p in predicted if p[0] in sids], [t for t in truth if t[0] in sids], seed
-        ) | {"n_sightlines": len(sids)}
-    return out
+    return {"overall": catalog_metrics(predicted, truth, seed)} | catalog_metrics_binned(
+        predicted, truth, snr, SNR_BINS, "snr", seed
+    )
 
 
 # ---- data ----------------------------------------------------------------------------------

@@ -50,11 +50,15 @@ def test_evaluate_command_against_the_truth_table(dla_version, mock_spectra):
     call_command("evaluate", "dla", "--truth", str(mock_spectra / "absorbers_truth.csv"), stdout=out)
     text = out.getvalue()
     assert "24 sightlines scanned" in text and "completeness as DLA (log N >= 20.3)" in text
-    assert "snr 0-6" in text and "sigma(log N)" in text
+    assert "snr 0-6" in text and "sigma(log N)" in text and "z_qso 3.5-4" in text
     out = io.StringIO()
     call_command("evaluate", "dla", "--truth", str(mock_spectra / "absorbers_truth.csv"), "--json", stdout=out)
     report = json.loads(out.getvalue())
     assert report["n_sightlines"] == 24 and report["overall"]["n_true_dla"] > 0
+    by_z = report["by_z_qso"]
+    assert list(by_z) == ["z_qso 0-3", "z_qso 3-3.5", "z_qso 3.5-4", "z_qso >=4"]
+    assert sum(b["n_sightlines"] for b in by_z.values()) == 24  # every scanned sightline in one bin
+    assert sum(b["n_true_dla"] for b in by_z.values()) == report["overall"]["n_true_dla"]
 
 
 def test_evaluate_refuses_bad_truth_tables(dla_version, tmp_path):

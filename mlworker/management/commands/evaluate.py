@@ -19,7 +19,7 @@ ROWS = (
 class Command(BaseCommand):
     help = (
         "Matches a model version's DLA catalog against a truth table (same sightline, |dz| < 0.015) and prints "
-        "completeness, false DLAs, sigma(z) and sigma(log N), overall and by S/N, with bootstrap 95% intervals."
+        "completeness, false DLAs, sigma(z) and sigma(log N), overall, by S/N and by z_qso, with bootstrap 95% intervals."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -45,7 +45,11 @@ class Command(BaseCommand):
             f"{version}: {report['n_sightlines']} sightlines scanned, {report['n_truth_absorbers']} true and "
             f"{report['n_predicted_absorbers']} predicted absorbers"
         )
-        bins = [k for k in report if k == "overall" or k.startswith("snr ")]
+        self._table(report, [k for k in report if k == "overall" or k.startswith("snr ")])
+        self.stdout.write("")
+        self._table(report["by_z_qso"], list(report["by_z_qso"]))
+
+    def _table(self, report: dict, bins: list[str]) -> None:
         header = f"{'':<44}" + "".join(f"{b:>26}" for b in bins)
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
