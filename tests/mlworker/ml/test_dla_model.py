@@ -192,6 +192,7 @@ def test_hard_negatives_are_mined_from_the_models_own_false_alarms():
         epochs=3,
         windows_per_epoch=512,
         batch_size=128,
+        hard_negative_fraction=0.3,
         hard_negative_start=0.0,
         hard_negative_every=1,
         hard_negative_sightlines=6,
