@@ -337,9 +337,11 @@ def render_images(cfg: GalaxyMockConfig, p: GalaxyParams, seed: int, *, workers:
     pixels ``write_galaxy_mock`` writes for the same seed), rendered on ``workers`` processes."""
     from concurrent.futures import ProcessPoolExecutor
 
+    from mlworker.synthetic import usable_workers
+
     images = np.empty((len(p), cfg.stamp_size, cfg.stamp_size), dtype=np.float32)
     chunks = np.array_split(render_order(p), max(1, int(np.ceil(len(p) / 500))))
-    if workers <= 1:
+    if usable_workers(workers) <= 1:
         for chunk in chunks:
             images[chunk] = _render_chunk(cfg, p, seed, chunk)
         return images
@@ -418,6 +420,8 @@ def write_galaxy_mock(
     from concurrent.futures import ProcessPoolExecutor
     from pathlib import Path
 
+    from mlworker.synthetic import usable_workers
+
     cfg = cfg or GalaxyMockConfig()
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -437,7 +441,7 @@ def write_galaxy_mock(
     (out / "cutouts").mkdir(exist_ok=True)
     order = render_order(p)
     chunks = np.array_split(order, max(1, int(np.ceil(n / 200))))
-    if workers <= 1:
+    if usable_workers(workers) <= 1:
         for chunk in chunks:
             _write_cutouts(cfg, p, seed, chunk, str(out / "cutouts"))
             if on_progress:

@@ -305,9 +305,11 @@ def write_simulation_mock(
     """Writes ``runs`` run directories under ``outdir`` (layout in the README)."""
     from concurrent.futures import ProcessPoolExecutor
 
+    from mlworker.synthetic import usable_workers
+
     jobs = [(str(outdir), i, seed, n_cameras) for i in range(runs)]
     names = []
-    if workers <= 1 or runs == 1:
+    if usable_workers(workers) <= 1 or runs == 1:
         for job in jobs:
             names.append(_write_run_job(job))
             if on_progress:

@@ -402,11 +402,13 @@ def write_spectra_mock(
 
     from astropy.table import Table
 
+    from mlworker.synthetic import usable_workers
+
     out = Path(outdir)
     (out / "spectra").mkdir(parents=True, exist_ok=True)
     chunks = [list(range(a, min(a + 100, n))) for a in range(0, n, 100)]
     results = []
-    if workers <= 1:
+    if usable_workers(workers) <= 1:
         for chunk in chunks:
             results.append(_write_chunk(chunk, seed, dla_boost, str(out / "spectra"), snr_range))
             if on_progress:
@@ -463,10 +465,11 @@ def dla_mock_data(
     from concurrent.futures import ProcessPoolExecutor
 
     from mlworker.ml.dla import DLAData
+    from mlworker.synthetic import usable_workers
 
     chunks = [list(range(a, min(a + 50, n))) for a in range(0, n, 50)]
     rows = []
-    if workers <= 1:
+    if usable_workers(workers) <= 1:
         for chunk in chunks:
             rows += _scan_chunk(chunk, seed, dla_boost, snr_range)
             if on_progress:

@@ -161,11 +161,13 @@ def render_clean(p: StructureParams, *, cfg: GalaxyMockConfig | None = None, wor
     """(n, H, W) noiseless stamps in e-/s per pixel, PSF-convolved and pixel-integrated."""
     from concurrent.futures import ProcessPoolExecutor
 
+    from mlworker.synthetic import usable_workers
+
     cfg = cfg or GalaxyMockConfig()
     images = np.empty((len(p), cfg.stamp_size, cfg.stamp_size), dtype=np.float32)
     chunks = np.array_split(render_order(p), max(1, int(np.ceil(len(p) / 1000)), workers))
     chunks = [c for c in chunks if len(c)]
-    if workers <= 1:
+    if usable_workers(workers) <= 1:
         for chunk in chunks:
             images[chunk] = _render_chunk(cfg, p, chunk)
         return images

@@ -174,8 +174,9 @@ class Command(BaseCommand):
         """The demo's models train on the worker in the background, one after the other
         (progress at /ml/runs/): morphology on the votes, the GALFIT emulator on GalSim mocks,
         the phenomena model on the three demo runs (two train, one held out: a demonstration,
-        below the eight + two runs a real model needs); then the reference Sersic fit runs
-        over the demo galaxies, for the emulator's comparison page."""
+        below the eight + two runs a real model needs). The reference Sersic fit over the demo
+        galaxies is left to ``fit_sersic`` (printed), so that nothing long queues ahead of the
+        morphology model's predictions on the demo's single worker."""
         from catalog.models import ModelVersion
         from mlworker.models import TrainingRun
         from mlworker.services.training import training_start
@@ -196,10 +197,12 @@ class Command(BaseCommand):
                 f"training run #{run.pk} ({task}/{variant}) queued: the worker trains it in the background, "
                 f"see /ml/runs/{run.pk}/"
             )
-        from mlworker.registry import SERSIC_FIT_VARIANT
-
-        if not ModelVersion.objects.filter(task="emulator", variant=SERSIC_FIT_VARIANT).exists():
-            call_command("fit_sersic", survey=DEMO["galaxies"]["survey"], verbosity=0)
+        # The reference Sersic fit (~0.5 s per demo galaxy) is not queued here: on the demo's one
+        # worker it would hold back the morphology model's predictions for minutes.
+        self.stdout.write(
+            f"for the emulator's comparison on data, fit the demo galaxies with the reference fit: "
+            f"python manage.py fit_sersic --survey {DEMO['galaxies']['survey']}"
+        )
 
     def _admin(self) -> None:
         User = get_user_model()

@@ -72,3 +72,25 @@ def test_noise_is_the_survey_mocks_sky_plus_poisson():
     expected = np.sqrt(CFG.background_sigma**2 + 3.0 / CFG.exposure_time_s)
     assert abs(noisy.std() / expected - 1) < 0.02
     assert not np.array_equal(add_noise(blank, 1), add_noise(blank, 2))
+
+
+def _render_in(queue, workers):
+    p = draw_structures(6, 5)
+    queue.put(render_clean(p, workers=workers).shape)
+
+
+def test_a_daemonic_process_renders_in_its_own_process():
+    """A Celery prefork child is daemonic and may not start processes: asked for two workers, a
+    generator there renders serially instead of failing."""
+    import multiprocessing
+
+    from mlworker.synthetic import usable_workers
+
+    assert usable_workers(2) == 2 and usable_workers(0) == 1
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_render_in, args=(queue, 2), daemon=True)
+    child.start()
+    shape = queue.get(timeout=120)
+    child.join(timeout=30)
+    assert child.exitcode == 0 and shape[0] == 6
