@@ -5,6 +5,7 @@ touches CUDA (a CUDA context does not survive fork).
 """
 
 import contextlib
+import functools
 import os
 
 import torch
@@ -17,21 +18,26 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux), read once per process."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def cpu_has_native_bf16() -> bool:
     """True where the CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16): there, bfloat16
     matrix products are several times faster than float32; elsewhere they are emulated and slower.
     GALAXYLAB_CPU_BF16=0 turns it off."""
     if os.environ.get("GALAXYLAB_CPU_BF16", "1") == "0":
         return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"}) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    except OSError:
-        pass
-    return False
+    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"}) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def autocast(device: torch.device, cpu_bf16: bool = False):

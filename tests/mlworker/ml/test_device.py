@@ -36,6 +36,9 @@ def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr("builtins.open", fake_open)
+    D._cpu_flags.cache_clear()  # read once per process: read the fake file
     assert not D.cpu_has_native_bf16()  # AVX-512 without BF16: emulated, so not used
     fake.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16\n")
+    D._cpu_flags.cache_clear()
     assert D.cpu_has_native_bf16() == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    D._cpu_flags.cache_clear()  # the real flags again for later tests
