@@ -1,6 +1,7 @@
 """Acceptance of the DLA finder: does it recover the absorbers of fresh mock sightlines?
 
     python bench/acceptance_dla.py [--sightlines 3000] [--small] [--check] [--set key=value ...]
+                                   [--version N]
 
 With fixed seeds: trains the default DLA configuration through the platform's training
 service (mock training set made on the worker, held-out metrics, registration), writes
@@ -12,7 +13,8 @@ Targets (Parks et al. 2018, GPU-trained: 97.4% as DLA, 1.4% false, 0.0022, 0.15 
 completeness as absorber >= 95% and as DLA >= 90%, at most 3% of predicted DLAs matching no
 true absorber with log N >= 20.0, sigma(z) <= 0.003, sigma(log N) <= 0.2 dex; training within
 30 minutes on this CPU. --small (CI) trains briefly and checks loose floors; --check exits 1
-when a target (or floor) is missed.
+when a target (or floor) is missed. --version N skips the training and scans with the DLA
+finder's version N of an earlier run (post-processing changes, without 20 minutes of training).
 """
 
 import argparse
@@ -49,6 +51,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="Exit 1 if a target is missed.")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="Training option override.")
     parser.add_argument("--workers", type=int, default=2, help="Processes writing the mock.")
+    parser.add_argument("--version", type=int, help="Scan with this trained version instead of training one.")
     args = parser.parse_args()
     n = args.sightlines or (300 if args.small else 3000)
     setup(default_db="postgres://postgres@127.0.0.1:5432/galaxylab_bench_dla")
@@ -57,31 +60,22 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from catalog.models import DLARelease, ModelVersion, Survey
+    from catalog.models import ModelVersion, Survey
     from mlworker.dla_catalog import dla_evaluate, truth_read
-    from mlworker.management.commands.train import parse_overrides
-    from mlworker.models import PredictionChunk, TrainingRun
+    from mlworker.models import PredictionChunk
     from mlworker.services import predictions as P
-    from mlworker.services.training import training_execute
     from mlworker.synthetic.spectra import write_spectra_mock
 
     quiet = io.StringIO()
     timings = {}
     started = time.perf_counter()
     Survey.objects.filter(name=SURVEY).delete()
-    DLARelease.objects.filter(model_version__task="dla", model_version__variant="mock").delete()
-    TrainingRun.objects.filter(task="dla", variant="mock").delete()
-    ModelVersion.objects.filter(task="dla", variant="mock").delete()
-    overrides = dict(SMALL) if args.small else {}
-    overrides.update(parse_overrides(args.set))
-    run = TrainingRun.objects.create(task="dla", variant="mock", trigger=TrainingRun.Trigger.CLI, config=overrides)
-    t = time.perf_counter()
-    training_execute(run_id=run.pk, worker="bench")  # in this process: the worker's code path, no broker
-    timings["train_total_s"] = round(time.perf_counter() - t, 1)
-    run.refresh_from_db()
-    if run.status != TrainingRun.Status.SUCCEEDED:
-        raise SystemExit(f"training failed: {run.error}")
-    version = run.model_version
+    if args.version:
+        version = ModelVersion.objects.filter(task="dla", variant="mock", number=args.version).first()
+        if version is None:
+            raise SystemExit(f"no DLA finder (mock) version {args.version} in this database")
+    else:
+        version = train_version(args, timings)
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         out = Path(tmp)
         t = time.perf_counter()
@@ -128,6 +122,29 @@ def main() -> None:
     print(json.dumps(result, indent=1))
     if args.check and not result["passed"]:
         sys.exit(1)
+
+
+def train_version(args, timings: dict):
+    """Trains the DLA finder (the worker's code path, in this process, no broker) after
+    removing earlier bench versions."""
+    from catalog.models import DLARelease, ModelVersion
+    from mlworker.management.commands.train import parse_overrides
+    from mlworker.models import TrainingRun
+    from mlworker.services.training import training_execute
+
+    DLARelease.objects.filter(model_version__task="dla", model_version__variant="mock").delete()
+    TrainingRun.objects.filter(task="dla", variant="mock").delete()
+    ModelVersion.objects.filter(task="dla", variant="mock").delete()
+    overrides = dict(SMALL) if args.small else {}
+    overrides.update(parse_overrides(args.set))
+    run = TrainingRun.objects.create(task="dla", variant="mock", trigger=TrainingRun.Trigger.CLI, config=overrides)
+    t = time.perf_counter()
+    training_execute(run_id=run.pk, worker="bench")
+    timings["train_total_s"] = round(time.perf_counter() - t, 1)
+    run.refresh_from_db()
+    if run.status != TrainingRun.Status.SUCCEEDED:
+        raise SystemExit(f"training failed: {run.error}")
+    return run.model_version
 
 
 if __name__ == "__main__":
