@@ -9,7 +9,12 @@ described as a bulge (single Sersic, n >= 2.5), a disk (n <= 1.5) or a bulge + d
 
 The magnitude is learnt relative to the image's own noise (m - ZP + 2.5 log10 sigma_sky), so
 the emulator serves cutouts of any depth and zero point; radii are learnt in pixels (the
-version records the pixel scale and PSF it was trained for). Training data: GalSim mocks of
+version records the pixel scale and PSF it was trained for). Magnitude and radius are learnt as
+corrections to classical estimates read off the same stamp (``photometric_reference``: an
+aperture magnitude, the curve of growth's half-light radius and a moments axis ratio): the
+network's output precision
+is a fixed fraction of its target's spread, and an aperture correction spreads over a few tenths
+of a magnitude where the magnitude itself spreads over six. Training data: GalSim mocks of
 known structure (``mlworker.synthetic.structure``), augmented by the 8 rotations/flips, which
 change none of the four parameters.
 """
@@ -42,6 +47,8 @@ KINDS = ("bulge", "disk", "intermediate", "bulge_disk")  # as in mlworker.synthe
 CATASTROPHIC_DN = 1.0
 CATASTROPHIC_DLOGR = 0.3
 APERTURE_RADII_PX = (1.0, 1.5, 2.0, 3.0, 4.0, 5.5, 7.5, 10.0, 13.0, 17.0, 22.0, 28.0)
+REFERENCE_APERTURE_PX = 10.0  # the reference magnitude's aperture radius
+GROWTH_RADII_PX = np.geomspace(0.5, 30.0, 48)  # the curve of growth the reference radius is read from
 
 
 @dataclass
@@ -59,6 +66,8 @@ class EmulatorConfig:
     weight_decay: float = 1e-4
     beta_nll: float = 0.5
     fitter_sample: int = 200  # held-out single-Sersic mocks also fitted by the reference fitter
+    # targets learnt as corrections to classical estimates from the stamp (photometric_reference)
+    references: tuple[str, ...] = ("mag", "log_r_e", "q")
     # Cutouts are sky-subtracted, as the fit assumes: removing the border's median would also
     # remove a large galaxy's wings, which the total magnitude, r_e and n depend on.
     subtract_background: bool = False
@@ -129,6 +138,81 @@ def kind_labels(kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, mask
 
 
+# ---- classical estimates the network corrects ------------------------------------------------
+_GROWTH_MASKS: dict = {}
+
+
+def _growth_masks(size: int, device) -> torch.Tensor:
+    """(R, size*size) circular aperture masks around the stamp centre, GROWTH_RADII_PX and
+    the reference aperture last."""
+    key = (size, str(device))
+    if key not in _GROWTH_MASKS:
+        yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        r = torch.sqrt((yy - (size - 1) / 2) ** 2 + (xx - (size - 1) / 2) ** 2).flatten()
+        radii = [*GROWTH_RADII_PX, REFERENCE_APERTURE_PX]
+        _GROWTH_MASKS[key] = torch.stack([(r <= radius).float() for radius in radii]).to(device)
+    return _GROWTH_MASKS[key]
+
+
+def photometric_reference(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3) classical estimates from normalised stamps (B, 1, H, W), read about the stamp
+    centre and so unchanged by the 8 rotations/flips:
+    - the aperture magnitude -2.5 log10(flux within REFERENCE_APERTURE_PX / sky sigma), the
+      flux floored at its own noise so that faint stamps stay finite;
+    - log10 of the half-light radius in pixels, where the curve of growth reaches half its value
+      at 30 px (linear interpolation; 0.5-30 px);
+    - the axis ratio sqrt(l2 / l1) of the second moments weighted by a round Gaussian of 1.5
+      half-light radii (0.7 where the weighted flux is below 3 sigma).
+    The PSF and the weight make the last two rounder and smaller than the truth; the network
+    learns the corrections."""
+    size = x.shape[-1]
+    masks = _growth_masks(size, x.device)
+    linear = torch.sinh(x.float().flatten(1)) * 3.0  # back to units of the sky noise
+    sums = linear @ masks.T  # (B, R + 1)
+    ref_area = masks[-1].sum()
+    mag = -2.5 * torch.log10(sums[:, -1].clamp_min(ref_area.sqrt()))
+    growth = torch.cummax(sums[:, :-1], dim=1).values  # noise may dip it; light only adds up
+    half = 0.5 * growth[:, -1:].clamp_min(1e-6)
+    radii = torch.as_tensor(GROWTH_RADII_PX, dtype=torch.float32, device=x.device)
+    above = (growth >= half).float().argmax(dim=1).clamp(1, len(radii) - 1)  # first radius past half
+    g0 = growth.gather(1, (above - 1)[:, None])[:, 0]
+    g1 = growth.gather(1, above[:, None])[:, 0]
+    t = ((half[:, 0] - g0) / (g1 - g0).clamp_min(1e-6)).clamp(0.0, 1.0)
+    r_half = (radii[above - 1] + t * (radii[above] - radii[above - 1])).clamp(0.5, 30.0)
+    c = torch.arange(size, dtype=torch.float32, device=x.device) - (size - 1) / 2
+    yy, xx = (v.flatten() for v in torch.meshgrid(c, c, indexing="ij"))
+    s = (1.5 * r_half).clamp(1.5, 20.0)[:, None]
+    w = torch.exp(-(xx**2 + yy**2)[None, :] / (2 * s**2))  # (B, P)
+    iw = linear * w
+    m0 = iw.sum(1)
+    m0_safe = m0.clamp_min(1e-6)
+    mxx, myy, mxy = ((iw * v[None, :]).sum(1) / m0_safe for v in (xx * xx, yy * yy, xx * yy))
+    disc = torch.sqrt(((mxx - myy) / 2) ** 2 + mxy**2)
+    l1 = ((mxx + myy) / 2 + disc).clamp_min(1e-6)
+    l2 = ((mxx + myy) / 2 - disc).clamp(1e-6)
+    q = torch.sqrt(l2 / l1).clamp(0.05, 1.0)
+    q = torch.where(m0 > 3 * torch.sqrt((w**2).sum(1)), q, torch.full_like(q, 0.7))
+    return torch.stack([mag, torch.log10(r_half), q], dim=1)
+
+
+REFERENCED = {"mag": 0, "log_r_e": 1, "q": 2}  # target -> column of photometric_reference
+
+
+def references(x: torch.Tensor, which=REFERENCED, batch_size: int = 512) -> np.ndarray:
+    """(n, 4) per-target offsets the network's outputs are added to: the classical estimate
+    for the targets in ``which``, 0 for the others."""
+    out = np.zeros((len(x), len(PARAMS)), np.float32)
+    which = [name for name in which if name in REFERENCED]
+    if not which:
+        return out
+    columns = [PARAMS.index(name) for name in which]
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            ref = photometric_reference(x[start : start + batch_size]).cpu().numpy()
+            out[start : start + batch_size, columns] = ref[:, [REFERENCED[name] for name in which]]
+    return out
+
+
 # ---- the network ---------------------------------------------------------------------------
 class EmulatorCNN(nn.Module):
     """Conv blocks (conv-BN-ReLU, 2x2 max pool) -> [global mean, global max], beside a curve of
@@ -178,7 +262,10 @@ def train(cfg: EmulatorConfig, data: EmulatorData, progress: Callable[[dict], bo
     if len(train_idx) < 2 or len(test_idx) == 0:
         raise ValueError("the dataset needs training and held-out galaxies")
     x = torch.from_numpy(normalise(data.images, subtract_background=cfg.subtract_background))[:, None]
-    y_raw = targets(data)
+    unknown = set(cfg.references) - set(REFERENCED)
+    if unknown:
+        raise ValueError(f"no classical reference for {sorted(unknown)} (references: {sorted(REFERENCED)})")
+    y_raw = targets(data) - references(x, cfg.references)  # the network learns corrections
     single = np.isfinite(y_raw).all(axis=1)
     centre = np.nanmean(y_raw[train_idx], axis=0)
     scale = np.nanstd(y_raw[train_idx], axis=0)
@@ -214,6 +301,7 @@ def train(cfg: EmulatorConfig, data: EmulatorData, progress: Callable[[dict], bo
         "model_args": {"channels": list(cfg.channels), "hidden": cfg.hidden, "image_size": int(data.images.shape[-1])},
         "target_centre": centre.tolist(),
         "target_scale": scale.tolist(),
+        "photometric_reference": list(cfg.references),
         "pixel_scale_arcsec": data.pixel_scale_arcsec,
         "psf_fwhm_arcsec": data.psf_fwhm_arcsec,
         "config": asdict(cfg),
@@ -329,6 +417,7 @@ def predict(
     subtract = bool(checkpoint.get("config", {}).get("subtract_background", True))
     x = torch.from_numpy(normalise(images, subtract_background=subtract))[:, None]
     means, sigmas, probs = [], [], []
+    offsets = references(x, checkpoint.get("photometric_reference") or ())
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
@@ -341,7 +430,7 @@ def predict(
     mean = np.concatenate(means) if means else np.zeros((0, k), np.float32)
     sigma = np.concatenate(sigmas) if sigmas else np.zeros((0, k), np.float32)
     prob = np.concatenate(probs) if probs else np.zeros((0, len(KIND_HEADS)), np.float32)
-    value = mean * scale + centre
+    value = mean * scale + centre + offsets
     err = sigma * scale
     mag = value[:, 0] + noise_magnitude(images, zero_point_ab)
     return {
