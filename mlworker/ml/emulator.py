@@ -9,12 +9,12 @@ described as a bulge (single Sersic, n >= 2.5), a disk (n <= 1.5) or a bulge + d
 
 The magnitude is learnt relative to the image's own noise (m - ZP + 2.5 log10 sigma_sky), so
 the emulator serves cutouts of any depth and zero point; radii are learnt in pixels (the
-version records the pixel scale and PSF it was trained for). Magnitude and radius are learnt as
-corrections to classical estimates read off the same stamp (``photometric_reference``: an
-aperture magnitude, the curve of growth's half-light radius and a moments axis ratio): the
-network's output precision
-is a fixed fraction of its target's spread, and an aperture correction spreads over a few tenths
-of a magnitude where the magnitude itself spreads over six. Training data: GalSim mocks of
+version records the pixel scale and PSF it was trained for). Magnitude, radius and axis ratio
+are learnt as corrections to classical estimates read off the same stamp
+(``photometric_reference``: an aperture magnitude, the curve of growth's half-light radius and
+a moments axis ratio): a network's output precision is a fixed fraction of its target's spread,
+and an aperture correction spreads over a few tenths of a magnitude where the magnitude itself
+spreads over six. Training data: GalSim mocks of
 known structure (``mlworker.synthetic.structure``), augmented by the 8 rotations/flips, which
 change none of the four parameters.
 """
@@ -33,6 +33,7 @@ from mlworker.ml.imaging import (
     ApertureSNR,
     background_and_noise,
     border,
+    circular_apertures,
     conv_trunk,
     eight_views,
     input_ranges,
@@ -147,10 +148,7 @@ def _growth_masks(size: int, device) -> torch.Tensor:
     the reference aperture last."""
     key = (size, str(device))
     if key not in _GROWTH_MASKS:
-        yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-        r = torch.sqrt((yy - (size - 1) / 2) ** 2 + (xx - (size - 1) / 2) ** 2).flatten()
-        radii = [*GROWTH_RADII_PX, REFERENCE_APERTURE_PX]
-        _GROWTH_MASKS[key] = torch.stack([(r <= radius).float() for radius in radii]).to(device)
+        _GROWTH_MASKS[key] = circular_apertures([*GROWTH_RADII_PX, REFERENCE_APERTURE_PX], size).to(device)
     return _GROWTH_MASKS[key]
 
 
@@ -198,19 +196,22 @@ def photometric_reference(x: torch.Tensor) -> torch.Tensor:
 REFERENCED = {"mag": 0, "log_r_e": 1, "q": 2}  # target -> column of photometric_reference
 
 
-def references(x: torch.Tensor, which=REFERENCED, batch_size: int = 512) -> np.ndarray:
-    """(n, 4) per-target offsets the network's outputs are added to: the classical estimate
-    for the targets in ``which``, 0 for the others."""
-    out = np.zeros((len(x), len(PARAMS)), np.float32)
+def reference_offsets(x: torch.Tensor, which) -> torch.Tensor:
+    """(B, 4) per-target offsets the network's outputs are added to: the classical estimate
+    for the targets in ``which``, 0 for the others (on x's device)."""
+    out = torch.zeros(len(x), len(PARAMS), device=x.device)
     which = [name for name in which if name in REFERENCED]
-    if not which:
-        return out
-    columns = [PARAMS.index(name) for name in which]
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            ref = photometric_reference(x[start : start + batch_size]).cpu().numpy()
-            out[start : start + batch_size, columns] = ref[:, [REFERENCED[name] for name in which]]
+    if which:
+        ref = photometric_reference(x)
+        out[:, [PARAMS.index(name) for name in which]] = ref[:, [REFERENCED[name] for name in which]]
     return out
+
+
+def references(x: torch.Tensor, which=REFERENCED, batch_size: int = 512) -> np.ndarray:
+    """``reference_offsets`` of many stamps, in batches, as a numpy array (n, 4)."""
+    with torch.no_grad():
+        parts = [reference_offsets(x[s : s + batch_size], which).cpu().numpy() for s in range(0, len(x), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, len(PARAMS)), np.float32)
 
 
 # ---- the network ---------------------------------------------------------------------------
@@ -416,21 +417,21 @@ def predict(
     pixel_scale = pixel_scale_arcsec or checkpoint["pixel_scale_arcsec"]
     subtract = bool(checkpoint.get("config", {}).get("subtract_background", True))
     x = torch.from_numpy(normalise(images, subtract_background=subtract))[:, None]
-    means, sigmas, probs = [], [], []
-    offsets = references(x, checkpoint.get("photometric_reference") or ())
+    which = checkpoint.get("photometric_reference") or ()
+    centre_t, scale_t = torch.from_numpy(centre).to(device), torch.from_numpy(scale).to(device)
+    values, sigmas, probs = [], [], []
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 mean, log_sigma, logits = model(xb)
-            means.append(mean.float().cpu().numpy())
+            values.append((mean.float() * scale_t + centre_t + reference_offsets(xb, which)).cpu().numpy())
             sigmas.append(log_sigma.float().exp().cpu().numpy())
             probs.append(torch.sigmoid(logits.float()).cpu().numpy())
     k = len(PARAMS)
-    mean = np.concatenate(means) if means else np.zeros((0, k), np.float32)
+    value = np.concatenate(values) if values else np.zeros((0, k), np.float32)
     sigma = np.concatenate(sigmas) if sigmas else np.zeros((0, k), np.float32)
     prob = np.concatenate(probs) if probs else np.zeros((0, len(KIND_HEADS)), np.float32)
-    value = mean * scale + centre + offsets
     err = sigma * scale
     mag = value[:, 0] + noise_magnitude(images, zero_point_ab)
     return {

@@ -104,15 +104,20 @@ def pooled(z: torch.Tensor) -> torch.Tensor:
     return torch.cat([z.mean(dim=(2, 3)), z.amax(dim=(2, 3))], dim=1)
 
 
+def circular_apertures(radii, image_size: int) -> torch.Tensor:
+    """(A, H*W) masks of the pixels within ``radii`` of the stamp centre (float 0/1)."""
+    yy, xx = torch.meshgrid(torch.arange(image_size), torch.arange(image_size), indexing="ij")
+    r = torch.sqrt((yy - (image_size - 1) / 2) ** 2 + (xx - (image_size - 1) / 2) ** 2).flatten()
+    return torch.stack([(r <= radius).float() for radius in radii])
+
+
 class ApertureSNR(torch.nn.Module):
     """Aperture photometry of a normalised stamp (asinh(image / 3 sigma)): the S/N within
     circles of ``radii`` pixels around the stamp centre, returned as asinh(S/N / 3), (B, A)."""
 
     def __init__(self, radii: tuple[float, ...], image_size: int):
         super().__init__()
-        yy, xx = torch.meshgrid(torch.arange(image_size), torch.arange(image_size), indexing="ij")
-        r = torch.sqrt((yy - (image_size - 1) / 2) ** 2 + (xx - (image_size - 1) / 2) ** 2)
-        masks = torch.stack([(r <= radius).float() for radius in radii]).flatten(1)  # (A, H*W)
+        masks = circular_apertures(radii, image_size)
         self.register_buffer("apertures", masks / masks.sum(dim=1, keepdim=True).sqrt(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
