@@ -50,6 +50,7 @@ CATASTROPHIC_DLOGR = 0.3
 APERTURE_RADII_PX = (1.0, 1.5, 2.0, 3.0, 4.0, 5.5, 7.5, 10.0, 13.0, 17.0, 22.0, 28.0)
 REFERENCE_APERTURE_PX = 10.0  # the reference magnitude's aperture radius
 GROWTH_RADII_PX = np.geomspace(0.5, 30.0, 48)  # the curve of growth the reference radius is read from
+PSF_MOFFAT_BETA = 3.0  # the band's PSF as the reference fitter models it (sersic_fit.FitSettings)
 
 
 @dataclass
@@ -152,17 +153,19 @@ def _growth_masks(size: int, device) -> torch.Tensor:
     return _GROWTH_MASKS[key]
 
 
-def photometric_reference(x: torch.Tensor) -> torch.Tensor:
+def photometric_reference(x: torch.Tensor, psf_variance: float | None = None) -> torch.Tensor:
     """(B, 3) classical estimates from normalised stamps (B, 1, H, W), read about the stamp
     centre and so unchanged by the 8 rotations/flips:
     - the aperture magnitude -2.5 log10(flux within REFERENCE_APERTURE_PX / sky sigma), the
       flux floored at its own noise so that faint stamps stay finite;
     - log10 of the half-light radius in pixels, where the curve of growth reaches half its value
       at 30 px (linear interpolation; 0.5-30 px);
-    - the axis ratio sqrt(l2 / l1) of the second moments weighted by a round Gaussian of 1.5
-      half-light radii (0.7 where the weighted flux is below 3 sigma).
-    The PSF and the weight make the last two rounder and smaller than the truth; the network
-    learns the corrections."""
+    - the axis ratio sqrt(l2 / l1) of the adaptive second moments (``adaptive_moments``, from a
+      round weight of 1.5 half-light radii) less the PSF's ``psf_variance`` (px^2; its own
+      adaptive moments); 0.7 where the weighted flux is below 3 sigma. Without
+      ``psf_variance`` (versions trained before it), of the moments under the round weight.
+    The PSF makes the last two rounder and the radius larger than the truth (the subtraction
+    is exact for Gaussians only); the network learns the corrections."""
     size = x.shape[-1]
     masks = _growth_masks(size, x.device)
     linear = torch.sinh(x.float().flatten(1)) * 3.0  # back to units of the sky noise
@@ -179,38 +182,82 @@ def photometric_reference(x: torch.Tensor) -> torch.Tensor:
     r_half = (radii[above - 1] + t * (radii[above] - radii[above - 1])).clamp(0.5, 30.0)
     c = torch.arange(size, dtype=torch.float32, device=x.device) - (size - 1) / 2
     yy, xx = (v.flatten() for v in torch.meshgrid(c, c, indexing="ij"))
-    s = (1.5 * r_half).clamp(1.5, 20.0)[:, None]
-    w = torch.exp(-(xx**2 + yy**2)[None, :] / (2 * s**2))  # (B, P)
+    s2 = (1.5 * r_half).clamp(1.5, 20.0) ** 2
+    if psf_variance is None:  # versions trained before the adaptive moments: one round weight
+        a, b, cc, snr = _weighted_covariance(linear, xx, yy, s2, torch.zeros_like(s2), s2)
+    else:
+        a, b, cc, snr = adaptive_moments(linear, xx, yy, s2)
+        a, cc = a - psf_variance, cc - psf_variance
+    disc = torch.sqrt(((a - cc) / 2) ** 2 + b**2)
+    l1 = ((a + cc) / 2 + disc).clamp_min(1e-3)
+    l2 = ((a + cc) / 2 - disc).clamp(1e-4)
+    q = torch.sqrt(l2 / l1).clamp(0.05, 1.0)
+    q = torch.where(snr > 3, q, torch.full_like(q, 0.7))
+    return torch.stack([mag, torch.log10(r_half), q], dim=1)
+
+
+def _weighted_covariance(linear, xx, yy, a, b, c):
+    """Twice the second moments of the light (B, P) under the elliptical Gaussian weight of
+    covariance [[a, b], [b, c]] (per stamp) about the stamp centre, and the weighted flux's S/N."""
+    det = (a * c - b * b).clamp_min(1e-6)
+    ia, ib, ic = c / det, -b / det, a / det
+    w = torch.exp(-0.5 * (ia[:, None] * xx**2 + 2 * ib[:, None] * xx * yy + ic[:, None] * yy**2))
     iw = linear * w
     m0 = iw.sum(1)
     m0_safe = m0.clamp_min(1e-6)
-    mxx, myy, mxy = ((iw * v[None, :]).sum(1) / m0_safe for v in (xx * xx, yy * yy, xx * yy))
-    disc = torch.sqrt(((mxx - myy) / 2) ** 2 + mxy**2)
-    l1 = ((mxx + myy) / 2 + disc).clamp_min(1e-6)
-    l2 = ((mxx + myy) / 2 - disc).clamp(1e-6)
-    q = torch.sqrt(l2 / l1).clamp(0.05, 1.0)
-    q = torch.where(m0 > 3 * torch.sqrt((w**2).sum(1)), q, torch.full_like(q, 0.7))
-    return torch.stack([mag, torch.log10(r_half), q], dim=1)
+    moments = [2 * (iw * v[None, :]).sum(1) / m0_safe for v in (xx * xx, xx * yy, yy * yy)]
+    return (*moments, m0 / torch.sqrt((w**2).sum(1)))
+
+
+def adaptive_moments(linear, xx, yy, s2, iterations: int = 8):
+    """Adaptive second moments (Bernstein & Jarvis 2002): the elliptical Gaussian weight is
+    matched to the light by iterating weight = twice the weighted moments, whose fixed point for
+    a Gaussian is its covariance. Starts from a round weight of variance s2 (B,); a step that
+    would make the weight degenerate (noise) keeps the previous one. Returns the weight's
+    covariance (a, b, c) and the weighted flux's S/N."""
+    a, b, c = s2, torch.zeros_like(s2), s2
+    for _ in range(iterations):
+        na, nb, nc, snr = _weighted_covariance(linear, xx, yy, a, b, c)
+        ok = (na > 0.25) & (nc > 0.25) & (na * nc - nb * nb > 0.05) & (na + nc < 800.0)
+        a, b, c = torch.where(ok, na, a), torch.where(ok, nb, b), torch.where(ok, nc, c)
+    return a, b, c, snr
+
+
+def psf_moment_variance(fwhm_px: float, beta: float = PSF_MOFFAT_BETA, size: int = 64, oversample: int = 5) -> float:
+    """The adaptive-moment variance (px^2 per axis) of a round Moffat PSF of ``fwhm_px``
+    integrated over pixels: what the PSF adds to a galaxy's adaptive moments (exactly, for
+    Gaussians)."""
+    n = size * oversample
+    sub = (np.arange(n) + 0.5) / oversample - size / 2
+    r2 = sub[:, None] ** 2 + sub[None, :] ** 2
+    alpha = fwhm_px / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    image = (1 + r2 / alpha**2) ** -beta
+    image = image.reshape(size, oversample, size, oversample).sum(axis=(1, 3))
+    linear = torch.from_numpy((image / image.sum()).astype(np.float32)).flatten()[None]
+    c = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    yy, xx = (v.flatten() for v in torch.meshgrid(c, c, indexing="ij"))
+    a, _, cc, _ = adaptive_moments(linear, xx, yy, torch.tensor([4.0]), iterations=30)
+    return float((a + cc).item() / 2)
 
 
 REFERENCED = {"mag": 0, "log_r_e": 1, "q": 2}  # target -> column of photometric_reference
 
 
-def reference_offsets(x: torch.Tensor, which) -> torch.Tensor:
+def reference_offsets(x: torch.Tensor, which, psf_variance: float | None = None) -> torch.Tensor:
     """(B, 4) per-target offsets the network's outputs are added to: the classical estimate
     for the targets in ``which``, 0 for the others (on x's device)."""
     out = torch.zeros(len(x), len(PARAMS), device=x.device)
     which = [name for name in which if name in REFERENCED]
     if which:
-        ref = photometric_reference(x)
+        ref = photometric_reference(x, psf_variance)
         out[:, [PARAMS.index(name) for name in which]] = ref[:, [REFERENCED[name] for name in which]]
     return out
 
 
-def references(x: torch.Tensor, which=REFERENCED, batch_size: int = 512) -> np.ndarray:
+def references(x: torch.Tensor, which=REFERENCED, psf_variance: float | None = None, batch_size: int = 512) -> np.ndarray:
     """``reference_offsets`` of many stamps, in batches, as a numpy array (n, 4)."""
     with torch.no_grad():
-        parts = [reference_offsets(x[s : s + batch_size], which).cpu().numpy() for s in range(0, len(x), batch_size)]
+        parts = [reference_offsets(x[s : s + batch_size], which, psf_variance).cpu().numpy() for s in range(0, len(x), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, len(PARAMS)), np.float32)
 
 
@@ -266,7 +313,8 @@ def train(cfg: EmulatorConfig, data: EmulatorData, progress: Callable[[dict], bo
     unknown = set(cfg.references) - set(REFERENCED)
     if unknown:
         raise ValueError(f"no classical reference for {sorted(unknown)} (references: {sorted(REFERENCED)})")
-    y_raw = targets(data) - references(x, cfg.references)  # the network learns corrections
+    psf_variance = psf_moment_variance(data.psf_fwhm_arcsec / data.pixel_scale_arcsec)
+    y_raw = targets(data) - references(x, cfg.references, psf_variance)  # the network learns corrections
     single = np.isfinite(y_raw).all(axis=1)
     centre = np.nanmean(y_raw[train_idx], axis=0)
     scale = np.nanstd(y_raw[train_idx], axis=0)
@@ -303,6 +351,7 @@ def train(cfg: EmulatorConfig, data: EmulatorData, progress: Callable[[dict], bo
         "target_centre": centre.tolist(),
         "target_scale": scale.tolist(),
         "photometric_reference": list(cfg.references),
+        "reference_psf_variance_px2": psf_variance,
         "pixel_scale_arcsec": data.pixel_scale_arcsec,
         "psf_fwhm_arcsec": data.psf_fwhm_arcsec,
         "config": asdict(cfg),
@@ -418,6 +467,7 @@ def predict(
     subtract = bool(checkpoint.get("config", {}).get("subtract_background", True))
     x = torch.from_numpy(normalise(images, subtract_background=subtract))[:, None]
     which = checkpoint.get("photometric_reference") or ()
+    psf_variance = checkpoint.get("reference_psf_variance_px2")
     centre_t, scale_t = torch.from_numpy(centre).to(device), torch.from_numpy(scale).to(device)
     values, sigmas, probs = [], [], []
     with torch.inference_mode():
@@ -425,7 +475,7 @@ def predict(
             xb = x[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 mean, log_sigma, logits = model(xb)
-            values.append((mean.float() * scale_t + centre_t + reference_offsets(xb, which)).cpu().numpy())
+            values.append((mean.float() * scale_t + centre_t + reference_offsets(xb, which, psf_variance)).cpu().numpy())
             sigmas.append(log_sigma.float().exp().cpu().numpy())
             probs.append(torch.sigmoid(logits.float()).cpu().numpy())
     k = len(PARAMS)

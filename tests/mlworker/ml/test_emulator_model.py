@@ -15,6 +15,7 @@ from mlworker.ml.emulator import (
     normalise,
     photometric_reference,
     predict,
+    psf_moment_variance,
     references,
     roc_auc,
     structure_metrics,
@@ -65,7 +66,7 @@ def test_predict_inverts_the_training_targets():
 def test_predict_adds_the_photometric_references_back():
     """A version that learnt corrections to the references predicts reference + correction."""
     data = small_data()
-    offsets = references(torch.from_numpy(normalise(data.images, subtract_background=False))[:, None])
+    offsets = references(torch.from_numpy(normalise(data.images, subtract_background=False))[:, None], psf_variance=2.2)
     y = targets(data) - offsets
     single = np.isfinite(y).all(axis=1)
     centre, scale = np.nanmean(y, axis=0), np.nanstd(y, axis=0)
@@ -75,6 +76,7 @@ def test_predict_adds_the_photometric_references_back():
         "target_scale": scale.tolist(),
         "pixel_scale_arcsec": 0.06,
         "photometric_reference": ["mag", "log_r_e", "q"],
+        "reference_psf_variance_px2": 2.2,
         "config": {"subtract_background": False},
     }
     out = predict(checkpoint, data.images, data.zero_point_ab, device=torch.device("cpu"), model=Oracle(standardised))
@@ -105,14 +107,33 @@ def test_photometric_reference_reads_aperture_magnitude_and_half_light_radius():
     flat = np.exp(-b * np.sqrt((dx / 1.0) ** 2 + (dy / 0.4) ** 2) / r_e)
     q_flat = photometric_reference(_stamp(flat * 5000.0 / flat.sum()))[0, 2].item()
     assert 0.4 < q_flat < 0.6
-    # circular apertures about the centre: the 8 rotations/flips change nothing
+    # adaptive moments follow the light's own ellipticity, whatever the radial profile
+    q_adaptive = photometric_reference(_stamp(flat * 5000.0 / flat.sum()), psf_variance=0.0)[0, 2].item()
+    assert abs(q_adaptive - 0.4) < 0.01
+    # circular apertures and moments about the centre: the 8 rotations/flips change nothing
     rng = np.random.default_rng(0)
-    lumpy = profile * (1 + 0.3 * rng.random((size, size)))
-    ref = photometric_reference(_stamp(lumpy))
-    for view in (np.rot90(lumpy), lumpy[::-1], lumpy.T):
-        assert torch.allclose(photometric_reference(_stamp(np.ascontiguousarray(view))), ref, atol=1e-4)
+    lumpy = flat * (1 + 0.3 * rng.random((size, size)))
+    for psf_variance in (None, 2.0):
+        ref = photometric_reference(_stamp(lumpy), psf_variance)
+        for view in (np.rot90(lumpy), lumpy[::-1], lumpy.T):
+            assert torch.allclose(photometric_reference(_stamp(np.ascontiguousarray(view)), psf_variance), ref, atol=1e-4)
     # a blank stamp stays finite: the flux is floored at the aperture's noise
     assert torch.isfinite(photometric_reference(_stamp(np.zeros((size, size))))).all()
+
+
+def test_psf_correction_of_the_adaptive_moments():
+    """A Gaussian galaxy convolved with a Gaussian PSF: the adaptive moments less the PSF's own
+    give the galaxy's axis ratio; a Moffat of large beta is a Gaussian (plus the pixel's 1/12)."""
+    size = 64
+    psf_sigma = 1.3
+    assert abs(psf_moment_variance(2.3548 * psf_sigma, beta=200.0) - (psf_sigma**2 + 1 / 12)) < 0.02
+    assert psf_moment_variance(3.0) > psf_moment_variance(3.0, beta=200.0)  # Moffat wings
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    sx, sy = 3.0, 1.5  # the galaxy's sigmas: q = 0.5
+    image = np.exp(-0.5 * (xx**2 / (sx**2 + psf_sigma**2) + yy**2 / (sy**2 + psf_sigma**2)))
+    stamp = _stamp(image * 20000.0 / image.sum())
+    assert abs(photometric_reference(stamp, psf_variance=psf_sigma**2)[0, 2].item() - 0.5) < 0.01
+    assert photometric_reference(stamp, psf_variance=0.0)[0, 2].item() > 0.6  # uncorrected: rounder
 
 
 def test_magnitude_target_is_relative_to_the_images_noise():
