@@ -254,10 +254,15 @@ def reference_offsets(x: torch.Tensor, which, psf_variance: float | None = None)
     return out
 
 
-def references(x: torch.Tensor, which=REFERENCED, psf_variance: float | None = None, batch_size: int = 512) -> np.ndarray:
+def references(
+    x: torch.Tensor, which=REFERENCED, psf_variance: float | None = None, batch_size: int = 512
+) -> np.ndarray:
     """``reference_offsets`` of many stamps, in batches, as a numpy array (n, 4)."""
     with torch.no_grad():
-        parts = [reference_offsets(x[s : s + batch_size], which, psf_variance).cpu().numpy() for s in range(0, len(x), batch_size)]
+        parts = [
+            reference_offsets(x[s : s + batch_size], which, psf_variance).cpu().numpy()
+            for s in range(0, len(x), batch_size)
+        ]
     return np.concatenate(parts) if parts else np.zeros((0, len(PARAMS)), np.float32)
 
 
@@ -475,7 +480,9 @@ def predict(
             xb = x[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 mean, log_sigma, logits = model(xb)
-            values.append((mean.float() * scale_t + centre_t + reference_offsets(xb, which, psf_variance)).cpu().numpy())
+            values.append(
+                (mean.float() * scale_t + centre_t + reference_offsets(xb, which, psf_variance)).cpu().numpy()
+            )
             sigmas.append(log_sigma.float().exp().cpu().numpy())
             probs.append(torch.sigmoid(logits.float()).cpu().numpy())
     k = len(PARAMS)

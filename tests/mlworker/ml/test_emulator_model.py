@@ -116,7 +116,9 @@ def test_photometric_reference_reads_aperture_magnitude_and_half_light_radius():
     for psf_variance in (None, 2.0):
         ref = photometric_reference(_stamp(lumpy), psf_variance)
         for view in (np.rot90(lumpy), lumpy[::-1], lumpy.T):
-            assert torch.allclose(photometric_reference(_stamp(np.ascontiguousarray(view)), psf_variance), ref, atol=1e-4)
+            assert torch.allclose(
+                photometric_reference(_stamp(np.ascontiguousarray(view)), psf_variance), ref, atol=1e-4
+            )
     # a blank stamp stays finite: the flux is floored at the aperture's noise
     assert torch.isfinite(photometric_reference(_stamp(np.zeros((size, size))))).all()
 
