@@ -41,6 +41,7 @@ from mlworker.ml.imaging import (
     pooled,
     random_views,
 )
+from mlworker.ml.sersic_fit import FitSettings
 
 PARAMS = ("mag", "log_r_e", "log_n", "q")  # what the regression heads predict (log10, r_e in pixels)
 KIND_HEADS = ("bulge", "disk", "bulge_disk")
@@ -50,7 +51,7 @@ CATASTROPHIC_DLOGR = 0.3
 APERTURE_RADII_PX = (1.0, 1.5, 2.0, 3.0, 4.0, 5.5, 7.5, 10.0, 13.0, 17.0, 22.0, 28.0)
 REFERENCE_APERTURE_PX = 10.0  # the reference magnitude's aperture radius
 GROWTH_RADII_PX = np.geomspace(0.5, 30.0, 48)  # the curve of growth the reference radius is read from
-PSF_MOFFAT_BETA = 3.0  # the band's PSF as the reference fitter models it (sersic_fit.FitSettings)
+PSF_MOFFAT_BETA = FitSettings.psf_moffat_beta  # the band's PSF as the reference fit models it
 
 
 @dataclass
@@ -424,7 +425,7 @@ def cpu_rate(checkpoint: dict, images: np.ndarray, zero_point_ab: float) -> floa
 
 
 def _fit_sample(data: EmulatorData, test_idx: np.ndarray, cfg: EmulatorConfig) -> dict:
-    from mlworker.ml.sersic_fit import FitSettings, fit_sersic
+    from mlworker.ml.sersic_fit import fit_sersic
 
     singles = test_idx[np.isfinite(data.sersic_n[test_idx])]
     chosen = np.sort(np.random.default_rng([cfg.seed, 5]).permutation(singles)[: cfg.fitter_sample])
