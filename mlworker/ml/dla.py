@@ -49,7 +49,7 @@ C_KMS = 299_792.458
 
 @dataclass
 class DLAConfig:
-    train_sightlines: int = 4000
+    train_sightlines: int = 24000  # distinct forests matter more than windows (README)
     test_sightlines: int = 600
     dla_boost: float = 6.0  # absorber incidence in the training mocks, relative to the real one
     inserted_copies: int = 2  # sightlines marked DLA-free: training copies of each, with DLAs inserted
