@@ -41,7 +41,7 @@ from mlworker.ml.imaging import (
     pooled,
     random_views,
 )
-from mlworker.ml.sersic_fit import FitSettings
+from mlworker.ml.sersic_fit import FitSettings, moffat
 
 PARAMS = ("mag", "log_r_e", "log_n", "q")  # what the regression heads predict (log10, r_e in pixels)
 KIND_HEADS = ("bulge", "disk", "bulge_disk")
@@ -181,8 +181,7 @@ def photometric_reference(x: torch.Tensor, psf_variance: float | None = None) ->
     g1 = growth.gather(1, above[:, None])[:, 0]
     t = ((half[:, 0] - g0) / (g1 - g0).clamp_min(1e-6)).clamp(0.0, 1.0)
     r_half = (radii[above - 1] + t * (radii[above] - radii[above - 1])).clamp(0.5, 30.0)
-    c = torch.arange(size, dtype=torch.float32, device=x.device) - (size - 1) / 2
-    yy, xx = (v.flatten() for v in torch.meshgrid(c, c, indexing="ij"))
+    xx, yy = _centred_grid(size, x.device)
     s2 = (1.5 * r_half).clamp(1.5, 20.0) ** 2
     if psf_variance is None:  # versions trained before the adaptive moments: one round weight
         a, b, cc, snr = _weighted_covariance(linear, xx, yy, s2, torch.zeros_like(s2), s2)
@@ -195,6 +194,13 @@ def photometric_reference(x: torch.Tensor, psf_variance: float | None = None) ->
     q = torch.sqrt(l2 / l1).clamp(0.05, 1.0)
     q = torch.where(snr > 3, q, torch.full_like(q, 0.7))
     return torch.stack([mag, torch.log10(r_half), q], dim=1)
+
+
+def _centred_grid(size: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened pixel coordinates (x, y) about the stamp centre."""
+    c = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    yy, xx = (v.flatten() for v in torch.meshgrid(c, c, indexing="ij"))
+    return xx, yy
 
 
 def _weighted_covariance(linear, xx, yy, a, b, c):
@@ -228,15 +234,11 @@ def psf_moment_variance(fwhm_px: float, beta: float = PSF_MOFFAT_BETA, size: int
     """The adaptive-moment variance (px^2 per axis) of a round Moffat PSF of ``fwhm_px``
     integrated over pixels: what the PSF adds to a galaxy's adaptive moments (exactly, for
     Gaussians)."""
-    n = size * oversample
-    sub = (np.arange(n) + 0.5) / oversample - size / 2
-    r2 = sub[:, None] ** 2 + sub[None, :] ** 2
-    alpha = fwhm_px / (2 * np.sqrt(2 ** (1 / beta) - 1))
-    image = (1 + r2 / alpha**2) ** -beta
+    sub = (np.arange(size * oversample) + 0.5) / oversample - size / 2
+    image = moffat(sub[None, :], sub[:, None], fwhm_px, beta)
     image = image.reshape(size, oversample, size, oversample).sum(axis=(1, 3))
     linear = torch.from_numpy((image / image.sum()).astype(np.float32)).flatten()[None]
-    c = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    yy, xx = (v.flatten() for v in torch.meshgrid(c, c, indexing="ij"))
+    xx, yy = _centred_grid(size)
     a, _, cc, _ = adaptive_moments(linear, xx, yy, torch.tensor([4.0]), iterations=30)
     return float((a + cc).item() / 2)
 

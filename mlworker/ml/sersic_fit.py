@@ -62,6 +62,14 @@ class SersicFit:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
 
+def moffat(x, y, fwhm, beta: float) -> np.ndarray:
+    """A round Moffat profile of the given FWHM (same units as x, y), peak 1, at the origin."""
+    from astropy.modeling.functional_models import Moffat2D
+
+    gamma = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    return Moffat2D.evaluate(x, y, 1.0, 0.0, 0.0, gamma, beta)
+
+
 def sersic_b(n):
     """b_n such that r_e encloses half the light: gammaincinv(2n, 1/2)."""
     from scipy.special import gammaincinv
@@ -82,8 +90,6 @@ class _Renderer:
     """PSF-convolved, pixel-integrated Sersic2D images of one stamp shape."""
 
     def __init__(self, shape: tuple[int, int], settings: FitSettings, centre: tuple[float, float]):
-        from astropy.modeling.functional_models import Moffat2D
-
         self.shape = shape
         h, w = shape
         os_ = settings.oversample
@@ -108,9 +114,7 @@ class _Renderer:
         half = int(math.ceil(4 * fwhm_sub))
         k = np.arange(-half, half + 1)
         kx, ky = np.meshgrid(k, k)
-        beta = settings.psf_moffat_beta
-        gamma = fwhm_sub / (2 * np.sqrt(2 ** (1 / beta) - 1))
-        psf = Moffat2D.evaluate(kx, ky, 1.0, 0.0, 0.0, gamma, beta)
+        psf = moffat(kx, ky, fwhm_sub, settings.psf_moffat_beta)
         psf /= psf.sum()
         from scipy import fft
 

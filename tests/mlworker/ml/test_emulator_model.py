@@ -187,6 +187,9 @@ def test_a_tiny_training_run_reports_held_out_metrics_and_a_loadable_model():
     assert {"overall", "by_magnitude", "kind_auc", "uncertainty_calibration", "nmad_log_n", "fitter"} <= set(m)
     assert m["fitter"]["n"] == 2 and m["galaxies_per_second_per_core"] > 0
     assert len(result.evaluation["index"]) == 24 and len(result.evaluation["fitter_index"]) == 2
+    # the version keeps the PSF its q reference was corrected for (F160W: a Moffat of 3 px FWHM)
+    assert abs(result.checkpoint["reference_psf_variance_px2"] - psf_moment_variance(3.0)) < 1e-6
+    assert 2.0 < result.checkpoint["reference_psf_variance_px2"] < 2.4
     out = predict(result.checkpoint, data.images[:5], data.zero_point_ab, device=torch.device("cpu"))
     assert all(np.isfinite(v).all() for v in out.values())
     assert ((out["p_bulge"] >= 0) & (out["p_bulge"] <= 1)).all() and (out["sersic_n"] > 0).all()
