@@ -98,8 +98,8 @@ def main() -> None:
         value = overall[name]
         checks[name] = value is not None and (value >= limit if op == ">=" else value <= limit)
     train_seconds = version.metrics.get("train_seconds") or 0.0
-    if not args.small:
-        checks["training_within_30_minutes"] = train_seconds <= 1800
+    if not args.small:  # the whole training run when it ran here: mocks, epochs and validation
+        checks["training_within_30_minutes"] = timings.get("train_total_s", train_seconds) <= 1800
     result = {
         "commit": code_commit,
         "database": connection.vendor,
