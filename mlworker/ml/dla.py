@@ -77,6 +77,10 @@ class DLAConfig:
     hard_negative_every: int = 8
     hard_negative_sightlines: int = 800
     hard_negative_threshold: float = 0.3
+    # Negatives drawn with weight tau_eff(z)^p, z the Ly-alpha redshift of the window's centre
+    # (capped at z_qso): p > 0 shows the network more windows of dense (high-z) forest, where
+    # its false DLAs are. 0 draws them uniformly.
+    negative_forest_power: float = 0.0
 
 
 # ---- continuum and scan input -------------------------------------------------------------
@@ -642,6 +646,19 @@ def _hard_negatives(
     return np.concatenate(found).astype(np.int64) if found else np.empty((0, 2), np.int64)
 
 
+def _negative_cdf(data: DLAData, neg: np.ndarray, power: float) -> np.ndarray | None:
+    """Cumulative draw weights of the negative windows (row, window), tau_eff(z)^power with z the
+    Ly-alpha redshift of the window's centre capped at the quasar's; None for uniform draws."""
+    if power <= 0:
+        return None
+    from mlworker.synthetic.spectra import tau_eff
+
+    starts = np.array([scan_start(float(z)) for z in data.z_qso])
+    z_window = np.minimum(z_of_pixel(starts[neg[:, 0]] + neg[:, 1]), data.z_qso[neg[:, 0]])
+    cdf = np.cumsum(tau_eff(np.clip(z_window, 0.0, None)) ** power)
+    return cdf / cdf[-1]
+
+
 def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None = None) -> TrainResult:
     """Trains on windows of the training sightlines (positives and negatives 50/50), calibrates
     the column-density uncertainty on the validation sightlines and scans the held-out ones:
@@ -659,6 +676,7 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
     neg = np.argwhere(label == 0)
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("the training sightlines need windows with and without absorbers")
+    neg_cdf = _negative_cdf(data, neg, cfg.negative_forest_power)
     # Positives drawn flat in log N(HI) (0.25 dex bins): f(N) is steep, and a network shown
     # mostly weak systems pulls every DLA's column density down towards them.
     bins = np.clip(((column[pos[:, 0], pos[:, 1]] - MIN_POSITIVE_LOGN) / 0.25).astype(int), 0, None)
@@ -683,8 +701,13 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
         n_hard = int(half * cfg.hard_negative_fraction) if len(hard) else 0
         for _ in range(steps_per_epoch):
             drawn = np.minimum(np.searchsorted(pos_cdf, rng.random(half)), len(pos) - 1)
+            drawn_neg = (
+                rng.integers(0, len(neg), half - n_hard)
+                if neg_cdf is None
+                else np.minimum(np.searchsorted(neg_cdf, rng.random(half - n_hard)), len(neg) - 1)
+            )
             negatives = [
-                neg[rng.integers(0, len(neg), half - n_hard)],
+                neg[drawn_neg],
                 hard[rng.integers(0, max(len(hard), 1), n_hard)],
             ]
             pick = np.concatenate([pos[drawn], *negatives])

@@ -202,6 +202,32 @@ def test_hard_negatives_are_mined_from_the_models_own_false_alarms():
     assert all(isinstance(m["windows"], int) and m["windows"] >= 0 for m in mined)
 
 
+def test_forest_weighted_negatives_favour_dense_forest_and_train():
+    from mlworker.synthetic.spectra import dla_mock_data, tau_eff
+
+    data = dla_mock_data(30, 7, dla_boost=8.0, test_fraction=0.25, validation_fraction=0.1)
+    train_rows = np.flatnonzero(~data.is_test & ~data.is_validation)
+    label = dla._labels(data, train_rows)[0]
+    neg = np.argwhere(label == 0)
+    assert dla._negative_cdf(data, neg, 0.0) is None  # the default draws uniformly
+    cdf = dla._negative_cdf(data, neg, 1.0)
+    weight = np.diff(np.r_[0.0, cdf])
+    assert np.all(weight > 0) and np.isclose(cdf[-1], 1.0)
+
+    # a window's weight is the forest opacity at its Ly-alpha redshift, capped at the quasar's
+    def z_window(row, k):
+        return min(float(dla.z_of_pixel(dla.scan_start(float(data.z_qso[row])) + k)), float(data.z_qso[row]))
+
+    first, last = 0, len(neg) - 1
+    ratio = tau_eff(z_window(*neg[first])) / tau_eff(z_window(*neg[last]))
+    assert weight[first] / weight[last] == pytest.approx(ratio, rel=1e-6)
+    high, low = data.z_qso[neg[:, 0]] > 3.8, data.z_qso[neg[:, 0]] < 2.8
+    assert high.any() and low.any()
+    assert weight[high].mean() > 2 * weight[low].mean()
+    cfg = dla.DLAConfig(epochs=1, windows_per_epoch=512, batch_size=128, negative_forest_power=1.0)
+    assert np.isfinite(dla.train(cfg, data).metrics["final_train_loss"])
+
+
 def test_post_processing_keeps_to_the_search_path_and_merges_close_peaks():
     z_qso = 3.0
     n = dla.N_SCAN
