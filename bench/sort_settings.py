@@ -33,14 +33,14 @@ SETTINGS = {
 
 def reference(lc, depth_and_fraction, seed: int) -> np.ndarray:
     """z_spec for a random ``fraction`` of all galaxies drawn from the brightest ``depth``."""
-    from mlworker.synthetic.lightcone import C_KMS
+    from mlworker.synthetic.lightcone import C_KMS, LightconeConfig
 
     if depth_and_fraction is None:
         return lc.z_spec
     depth, fraction = depth_and_fraction
     rng = np.random.default_rng([seed, 4])
     chosen = (lc.mag <= np.quantile(lc.mag, depth)) & (rng.random(len(lc)) < fraction / depth)
-    error = (1 + lc.z_obs) * rng.normal(0, 30.0, len(lc)) / C_KMS
+    error = (1 + lc.z_obs) * rng.normal(0, LightconeConfig().spec_z_error_kms, len(lc)) / C_KMS  # the mock's
     return np.where(chosen, lc.z_obs + error, np.nan)
 
 
