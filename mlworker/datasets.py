@@ -135,7 +135,7 @@ def _with_inserted_dlas(data, cfg):
     free of DLAs (up to ``cfg.max_dla_free``), each with mock absorbers inserted."""
     from catalog.models import QuasarSpectrum
     from catalog.selectors import spectra_arrays
-    from mlworker.ml.dla import DLAData, scan_input
+    from mlworker.ml.dla import DLAData, lyman_limit_flux, scan_input
     from mlworker.synthetic.spectra import insert_absorbers
 
     free = list(
@@ -156,8 +156,9 @@ def _with_inserted_dlas(data, cfg):
             for copy in range(cfg.inserted_copies):
                 inserted, found = insert_absorbers(s0, flux, ivar, z_qso, rng, cfg.dla_boost)
                 x, covered = scan_input(s0, inserted, ivar, z_qso)
+                limit = lyman_limit_flux(s0, inserted, ivar, z_qso).astype(np.float16)
                 row = first + len(rows)
-                rows.append((x, covered, z_qso, snr, f"{plate}-{mjd}-{fiber}+{copy + 1}"))
+                rows.append((x, covered, z_qso, snr, f"{plate}-{mjd}-{fiber}+{copy + 1}", limit))
                 absorbers += [(row, a.z_abs, a.log_nhi) for a in found]
     n = len(rows)
     merged = DLAData(
@@ -171,6 +172,9 @@ def _with_inserted_dlas(data, cfg):
         absorber_log_nhi=np.concatenate([data.absorber_log_nhi, [a[2] for a in absorbers]]),
         is_test=np.concatenate([data.is_test, np.zeros(n, bool)]),
         is_validation=np.concatenate([data.is_validation, np.zeros(n, bool)]),
+        lyman_limit=None
+        if data.lyman_limit is None
+        else np.concatenate([data.lyman_limit, np.stack([r[5] for r in rows])]),
     )
     return merged, len(free)
 

@@ -492,7 +492,15 @@ class DLATask(_TorchTask):
         from django.conf import settings
 
         from catalog.selectors import spectra_arrays
-        from mlworker.ml.dla import absorbers_from_scan, ambiguity, scan, scan_input, scan_windowed
+        from mlworker.ml.dla import (
+            absorbers_from_scan,
+            ambiguity,
+            lyman_limit_flux,
+            scan,
+            scan_input,
+            scan_windowed,
+            veto_of,
+        )
 
         # "windowed" (every 400-pixel window through the network, in chunks of 512) is the
         # baseline the one-pass scan is measured against (bench/dla.py); same outputs
@@ -500,6 +508,7 @@ class DLATask(_TorchTask):
 
         checkpoint, model = loaded
         cfg = checkpoint["config"]
+        veto = veto_of(cfg)
         rows_of = QuasarSpectrum.objects.filter(pk__in=subject_ids).values_list("pk", "z_qso", "snr")
         facts, snr = {}, {}
         for pk, z_qso, s_n in rows_of:
@@ -508,9 +517,13 @@ class DLATask(_TorchTask):
         rows = []
         for start in range(0, len(subject_ids), 8):
             ids = subject_ids[start : start + 8]
+            arrays = list(spectra_arrays(spectrum_ids=ids))
             inputs = [
-                scan_input(first, flux, ivar, facts[i])
-                for i, (first, flux, ivar) in zip(ids, spectra_arrays(spectrum_ids=ids), strict=True)
+                scan_input(first, flux, ivar, facts[i]) for i, (first, flux, ivar) in zip(ids, arrays, strict=True)
+            ]
+            limits = [
+                lyman_limit_flux(first, flux, ivar, facts[i]) if veto else None
+                for i, (first, flux, ivar) in zip(ids, arrays, strict=True)
             ]
             with torch.inference_mode():
                 prob, offset, column = scanner(model, torch.from_numpy(np.stack([x for x, _ in inputs])).to(device))
@@ -526,6 +539,8 @@ class DLATask(_TorchTask):
                     cfg.get("vote_threshold", 0.2),
                     checkpoint.get("column_sigma", 0.0),
                     checkpoint.get("column_shift", 0.0),
+                    limits[j],
+                    veto,
                 )
                 values = {
                     "absorbers": [a.as_dict() for a in found],

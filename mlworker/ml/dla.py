@@ -81,6 +81,14 @@ class DLAConfig:
     # (capped at z_qso): p > 0 shows the network more windows of dense (high-z) forest, where
     # its false DLAs are. 0 draws them uniformly.
     negative_forest_power: float = 0.0
+    # Lyman-limit veto: an absorber with log N >= 17.2 is opaque below its 912 A, so a candidate
+    # whose continuum-normalised flux at rest 860-905 A is above ``lyman_limit_floor`` and
+    # ``lyman_limit_sigma`` times its error is dropped (forest blends at high z_qso, mostly).
+    # It needs >= LL_MIN_PIXELS good pixels there; where the IGM or a higher Lyman-limit system
+    # has already blacked the spectrum out, nothing is vetoed.
+    lyman_limit_veto: bool = True
+    lyman_limit_floor: float = 0.1
+    lyman_limit_sigma: float = 5.0
 
 
 # ---- continuum and scan input -------------------------------------------------------------
@@ -113,6 +121,35 @@ def scan_input(start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: floa
     centres = scan_start(z_qso) + np.arange(N_SCAN)
     covered = (centres >= start_index) & (centres < start_index + flux.size)
     return x, covered
+
+
+LL_REST = (860.0, 905.0)  # rest-frame range below a candidate's Lyman limit that the veto reads
+LL_MIN_PIXELS = 30
+
+
+def lyman_limit_flux(start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float) -> np.ndarray:
+    """(2, 1748) float32: for a candidate at each scanned pixel, the mean continuum-normalised
+    flux of the good pixels at rest 860-905 A in the candidate's frame, and its error (NaN for
+    both with fewer than LL_MIN_PIXELS good pixels there). The range is a fixed offset on the
+    log grid, so cumulative sums give every candidate at once."""
+    flux = np.asarray(flux, dtype=np.float64)
+    ivar = np.asarray(ivar, dtype=np.float64)
+    continuum = continuum_estimate(start_index, flux, ivar, z_qso)
+    good = (ivar > 0) & np.isfinite(flux) & (continuum > 0)
+    norm = np.where(good, flux / np.where(continuum > 0, continuum, 1.0), 0.0)
+    var = np.where(good, 1.0 / (np.where(good, ivar, 1.0) * continuum**2), 0.0)
+    csum = [np.concatenate([[0.0], np.cumsum(a)]) for a in (good.astype(float), norm, var)]
+    lo_off = math.ceil(math.log10(LL_REST[0] / LYA) / LOGLAM_STEP)
+    hi_off = math.floor(math.log10(LL_REST[1] / LYA) / LOGLAM_STEP)
+    centres = scan_start(z_qso) + np.arange(N_SCAN) - start_index  # candidate pixels in the array
+    lo = np.clip(centres + lo_off, 0, flux.size)
+    hi = np.clip(centres + hi_off + 1, 0, flux.size)
+    count, total, variance = (c[hi] - c[lo] for c in csum)
+    enough = count >= LL_MIN_PIXELS
+    safe = np.where(enough, count, 1.0)
+    mean = np.where(enough, total / safe, np.nan)
+    err = np.where(enough, np.sqrt(variance) / safe, np.nan)
+    return np.stack([mean, err]).astype(np.float32)
 
 
 def pixel_of(z_abs: float | np.ndarray, line: float = LYA) -> np.ndarray:
@@ -357,6 +394,8 @@ def absorbers_from_scan(
     threshold: float = 0.2,
     column_sigma: float = 0.0,
     column_shift: float = 0.0,
+    lyman_limit: np.ndarray | None = None,
+    veto: tuple[float, float] | None = (0.1, 5.0),
 ) -> list[Absorber]:
     """Parks et al. post-processing for one sightline's 1748 windows: each window classified
     positive votes for its centre + offset; the votes, smoothed over +-4 pixels and scaled so
@@ -366,7 +405,9 @@ def absorbers_from_scan(
     with ``column_sigma`` from the validation set added in quadrature, and ``column_shift``,
     the validation set's mean error on DLAs, removed); peaks at least 60 pixels apart, on the
     search path (up to 3000 km/s short of the quasar); a peak within 15 A of a
-    stronger one's Lyman-beta line (0.3 dex weaker) is flagged."""
+    stronger one's Lyman-beta line (0.3 dex weaker) is flagged. With ``lyman_limit`` (from
+    ``lyman_limit_flux``) and ``veto`` = (floor, n_sigma), a peak with flux below its Lyman limit
+    above the floor and n_sigma errors is dropped: no absorber of log N >= 17.2 lets it through."""
     from scipy.signal import find_peaks
 
     voting = (prob >= 0.5) & covered
@@ -394,6 +435,11 @@ def absorbers_from_scan(
         pixel = first + centre
         if z_of_pixel(pixel) > z_max:
             continue
+        if lyman_limit is not None and veto is not None:
+            at = int(np.clip(round(centre), 0, n - 1))
+            mean, err = float(lyman_limit[0, at]), float(lyman_limit[1, at])
+            if np.isfinite(mean) and mean > max(veto[0], veto[1] * err):
+                continue
         found.append(
             Absorber(
                 pixel=pixel,
@@ -550,9 +596,10 @@ class DLAData:
     absorber_log_nhi: np.ndarray
     is_test: np.ndarray
     is_validation: np.ndarray
+    lyman_limit: np.ndarray | None = None
 
     def save(self, path) -> None:
-        np.savez(path, **asdict(self))
+        np.savez(path, **{k: v for k, v in asdict(self).items() if v is not None})
 
     @classmethod
     def load(cls, path) -> "DLAData":
@@ -605,26 +652,52 @@ def scan_data(model: DLANet, data: DLAData, rows: np.ndarray, device, batch: int
     return out
 
 
+def veto_of(cfg: dict) -> tuple[float, float] | None:
+    """The Lyman-limit veto's (floor, n_sigma) from a configuration dict (defaults for
+    checkpoints saved before it existed), or None when it is off."""
+    if not cfg.get("lyman_limit_veto", True):
+        return None
+    return float(cfg.get("lyman_limit_floor", 0.1)), float(cfg.get("lyman_limit_sigma", 5.0))
+
+
 def find_absorbers(
-    data: DLAData, rows: np.ndarray, scans, threshold: float, column_sigma: float, column_shift: float = 0.0
+    data: DLAData,
+    rows: np.ndarray,
+    scans,
+    threshold: float,
+    column_sigma: float,
+    column_shift: float = 0.0,
+    veto: tuple[float, float] | None = None,
 ) -> list[tuple]:
     """Predicted absorbers as (row, Absorber)."""
     found = []
     for i, (prob, offset, column) in zip(rows, scans, strict=True):
+        lyman_limit = data.lyman_limit[i].astype(np.float32) if data.lyman_limit is not None else None
         for a in absorbers_from_scan(
-            float(data.z_qso[i]), prob, offset, column, data.covered[i], threshold, column_sigma, column_shift
+            float(data.z_qso[i]),
+            prob,
+            offset,
+            column,
+            data.covered[i],
+            threshold,
+            column_sigma,
+            column_shift,
+            lyman_limit,
+            veto,
         ):
             found.append((int(i), a))
     return found
 
 
-def calibrate(model: DLANet, data: DLAData, rows: np.ndarray, device, threshold: float) -> tuple[float, float]:
+def calibrate(
+    model: DLANet, data: DLAData, rows: np.ndarray, device, threshold: float, veto: tuple[float, float] | None = None
+) -> tuple[float, float]:
     """(shift, sigma) of log N(HI) from validation sightlines: the shift removes the mean error
     on matched true DLAs (a network trained with a squared loss pulls strong systems towards the
     mean), sigma is the spread that remains. (0, 0.2) without validation sightlines."""
     if not len(rows):
         return 0.0, 0.2
-    found = find_absorbers(data, rows, scan_data(model, data, rows, device), threshold, 0.0)
+    found = find_absorbers(data, rows, scan_data(model, data, rows, device), threshold, 0.0, veto=veto)
     val = catalog_metrics([(i, a.z_abs, a.log_nhi, a.lyman_beta) for i, a in found], data.truth(rows))
     shift = -float(val["bias_log_nhi"]) if val["bias_log_nhi"] is not None else 0.0
     sigma = float(val["sigma_log_nhi"]) if val["sigma_log_nhi"] is not None else 0.2
@@ -740,11 +813,12 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
     train_seconds = reporter.seconds
     history = reporter.history
     model.eval()
-    column_shift, column_sigma = calibrate(model, data, val_rows, device, cfg.vote_threshold)
+    veto = veto_of(asdict(cfg))
+    column_shift, column_sigma = calibrate(model, data, val_rows, device, cfg.vote_threshold, veto)
     t0 = time.perf_counter()
     scans = scan_data(model, data, test_rows, device)
     scan_seconds = time.perf_counter() - t0
-    found = find_absorbers(data, test_rows, scans, cfg.vote_threshold, column_sigma, column_shift)
+    found = find_absorbers(data, test_rows, scans, cfg.vote_threshold, column_sigma, column_shift, veto)
     predicted = [(i, a.z_abs, a.log_nhi, a.lyman_beta) for i, a in found]
     truth = data.truth(test_rows)
     by_snr = catalog_metrics_by_snr(predicted, truth, {int(i): float(data.snr[i]) for i in test_rows}, cfg.seed)

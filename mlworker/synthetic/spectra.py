@@ -16,6 +16,14 @@ The distributions are part of the contract (README, "Mock data"):
   continuously to the DLA f(N) at 20.3 (so about 3.9 times as many); the incidence can be
   multiplied per sightline (``dla_boost``, stated in the truth); each absorber is a Voigt
   profile in Ly-alpha and Ly-beta (b = 20-40 km/s) with its Lyman-limit continuum absorption;
+- Lyman-limit systems (log N 17.5-19.3, f(N) ~ N^-0.8, b = 20-40 km/s, not labelled): the
+  measured incidence of tau_912 >= 2 systems, l(z) = 1.9 ((1+z)/4.7)^5.2 at z >= 3.3
+  (Prochaska, O'Meara & Worseck 2010) and ~ (1+z)^1.83 below (Ribaudo et al. 2011), minus the
+  mock's own (unboosted) DLAs and sub-DLAs, along the whole path short of the quasar;
+- the IGM's Lyman-continuum opacity below each absorber redshift's 912 A from the systems
+  thinner than log N 17.5: 60% (Fumagalli et al. 2013) of the total dtau/dz = (dl/dz) /
+  lambda_mfp with lambda_mfp = 37 [(1+z)/5]^-5.4 h70^-1 proper Mpc (Worseck et al. 2014),
+  falling as (lambda_rest/912 A)^1.5 blue-ward (f(N) ~ N^-1.5);
 - noise: Gaussian with S/N per pixel at rest 1420-1480 A log-uniform in 3-30, rising at the blue
   end and at bright sky lines; 0-3 masked runs of 5-40 pixels (ivar 0, FULLREJECT) per spectrum.
 """
@@ -64,6 +72,8 @@ class SpectraMockConfig:
     start_index: int = BOSS_START
     stop_index: int = BOSS_STOP
     forest: bool = True
+    lyman_limit_systems: bool = True
+    igm_continuum: bool = True
     noise: bool = True
     masks: bool = True
 
@@ -91,7 +101,8 @@ class MockSightline:
     and_mask: np.ndarray
     model: np.ndarray  # noiseless observed spectrum
     continuum: np.ndarray  # unabsorbed quasar spectrum (after the LSF)
-    absorbers: list[Absorber] = field(default_factory=list)
+    absorbers: list[Absorber] = field(default_factory=list)  # DLAs and sub-DLAs: the truth
+    lyman_limit_systems: list[Absorber] = field(default_factory=list)  # log N 17.5-19.3, unlabelled
 
 
 class _Tau0Table:
@@ -166,6 +177,31 @@ def _draw_log_nhi(rng: np.random.Generator, kind: str) -> float:
 
 
 SUBDLA_PER_DLA = ((10**0.4 - 1) / 0.4) / (1 - 10**-1.7)  # ratio of the f(N) integrals
+LLS_LOGN = (17.5, 19.3)
+LLS_BETA = 0.8  # f(N) ~ N^-0.8 across the Lyman-limit systems (shallower than -1 at 10^18)
+IGM_DIFFUSE_SHARE = 0.6  # of the Lyman-continuum opacity, from systems thinner than 10^17.5
+IGM_NU_INDEX = 1.5  # tau_eff(nu) ~ sigma(nu)^(beta-1) = (nu/nu_912)^-3(beta-1) for beta = 1.5
+
+
+def lls_incidence(z: np.ndarray | float) -> np.ndarray:
+    """Measured dN/dz of tau_912 >= 2 absorbers (log N >= 17.5, DLAs included): Prochaska,
+    O'Meara & Worseck (2010) at z >= 3.3, joined to Ribaudo et al. (2011)'s (1+z)^1.83 below."""
+    z = np.asarray(z, dtype=float)
+    high = 1.9 * ((1.0 + z) / 4.7) ** 5.2
+    low = 1.9 * (4.3 / 4.7) ** 5.2 * ((1.0 + z) / 4.3) ** 1.83
+    return np.where(z >= 3.3, high, low)
+
+
+def mean_free_path_mpc(z: np.ndarray | float) -> np.ndarray:
+    """Mean free path of H I-ionising photons, proper Mpc (Worseck et al. 2014, for Planck18's h)."""
+    from astropy.cosmology import Planck18
+
+    return 37.0 * (70.0 / Planck18.H0.value) * ((1.0 + np.asarray(z)) / 5.0) ** -5.4
+
+
+def _draw_lls_log_nhi(rng: np.random.Generator) -> float:
+    a, b = (10 ** ((1 - LLS_BETA) * n) for n in LLS_LOGN)
+    return float(np.log10(a + rng.random() * (b - a)) / (1 - LLS_BETA))
 
 
 class SpectraSimulator:
@@ -183,6 +219,17 @@ class SpectraSimulator:
         self._x = np.concatenate(
             [[0.0], np.cumsum(0.5 * np.diff(self._dz) * (_dx_dz(self._dz[1:]) + _dx_dz(self._dz[:-1])))]
         )
+        # Lyman-limit systems per unit z: the measured tau >= 2 incidence less the mock's own
+        # DLAs and sub-DLAs at the real (unboosted) incidence.
+        own = self.cfg.dla_incidence_x * (1.0 + SUBDLA_PER_DLA) * _dx_dz(self._dz)
+        self._lls_rate = np.clip(lls_incidence(self._dz) - own, 0.0, None)
+        # IGM Lyman continuum: tau(lambda) = (lambda/912)^1.5 [H(z_qso) - H(lambda/912 - 1)],
+        # H(z) = integral of kappa(z') (1+z')^-1.5 dz', kappa the diffuse dtau/dz at 912 A.
+        from astropy.cosmology import Planck18
+
+        dl_dz = (C_KMS / Planck18.H(self._dz).value) / (1.0 + self._dz)  # proper Mpc per unit z
+        kappa = IGM_DIFFUSE_SHARE * dl_dz / mean_free_path_mpc(self._dz) * (1.0 + self._dz) ** -IGM_NU_INDEX
+        self._igm_h = np.concatenate([[0.0], np.cumsum(0.5 * np.diff(self._dz) * (kappa[1:] + kappa[:-1]))])
 
     def absorption_path_x(self, z_lo: float, z_hi: float) -> float:
         return float(np.interp(z_hi, self._dz, self._x) - np.interp(z_lo, self._dz, self._x))
@@ -204,6 +251,31 @@ class SpectraSimulator:
                 z = float(np.interp(x, self._x, self._dz))
                 absorbers.append(Absorber(z_abs=z, log_nhi=_draw_log_nhi(rng, kind), b_kms=float(rng.uniform(20, 40))))
         return sorted(absorbers, key=lambda a: a.z_abs)
+
+    def draw_lyman_limit_systems(self, rng: np.random.Generator, z_qso: float) -> list[Absorber]:
+        """Poisson Lyman-limit systems (log N 17.5-19.3) from the blue end to 3,000 km/s short
+        of the quasar, by thinning the incidence at its maximum on the path."""
+        z_lo = self.wave[0] / LYA[0] - 1.0
+        z_hi = z_qso - 3000.0 / C_KMS * (1 + z_qso)
+        if z_hi <= z_lo:
+            return []
+        peak = float(np.interp(z_hi, self._dz, self._lls_rate))
+        if peak <= 0:
+            return []
+        zs = z_lo + rng.random(rng.poisson(peak * (z_hi - z_lo))) * (z_hi - z_lo)
+        keep = zs[rng.random(zs.size) * peak < np.interp(zs, self._dz, self._lls_rate)]
+        return [
+            Absorber(z_abs=float(z), log_nhi=_draw_lls_log_nhi(rng), b_kms=float(rng.uniform(20, 40)))
+            for z in np.sort(keep)
+        ]
+
+    def igm_continuum_tau(self, z_qso: float, wave: np.ndarray) -> np.ndarray:
+        """Mean Lyman-continuum optical depth of the diffuse IGM (systems thinner than 10^17.5)
+        between each wavelength's 912 A redshift and the quasar."""
+        z_912 = wave / LYMAN_LIMIT - 1.0
+        h_qso = float(np.interp(z_qso, self._dz, self._igm_h))
+        tau = (wave / LYMAN_LIMIT) ** IGM_NU_INDEX * (h_qso - np.interp(np.clip(z_912, 0, None), self._dz, self._igm_h))
+        return np.where(z_912 < z_qso, np.clip(tau, 0.0, None), 0.0)
 
     def continuum(self, rng: np.random.Generator, z_qso: float) -> np.ndarray:
         rest = self.wave / (1 + z_qso)
@@ -272,6 +344,15 @@ class SpectraSimulator:
         tau = self.forest_tau(rng, z_qso) if cfg.forest else np.zeros(self.wave_fine.size)
         for absorber in absorbers:
             tau += absorber_tau(self.wave_fine, absorber)
+        # Lyman-limit systems from a stream of their own, so that the rest of a sightline does
+        # not depend on whether they are on
+        lls = self.draw_lyman_limit_systems(np.random.default_rng([seed, index, 912]), z_qso)
+        if not cfg.lyman_limit_systems:
+            lls = []
+        for system in lls:
+            tau += absorber_tau(self.wave_fine, system)
+        if cfg.igm_continuum:
+            tau += self.igm_continuum_tau(z_qso, self.wave_fine)
         transmission = np.exp(-tau).reshape(self.index.size, cfg.subsample).mean(axis=1)
         model = self._lsf(cont * transmission)
         continuum = self._lsf(cont)
@@ -304,6 +385,7 @@ class SpectraSimulator:
             model=model.astype(np.float32),
             continuum=continuum.astype(np.float32),
             absorbers=absorbers,
+            lyman_limit_systems=lls,
         )
 
 
@@ -437,15 +519,16 @@ def write_spectra_mock(
 
 
 def _scan_chunk(indices: list[int], seed: int, dla_boost: float, snr_range: tuple[float, float]) -> list[tuple]:
-    from mlworker.ml.dla import scan_input
+    from mlworker.ml.dla import lyman_limit_flux, scan_input
 
     sim = SpectraSimulator(SpectraMockConfig(snr_range=snr_range))
     rows = []
     for i in indices:
         s = sim.simulate(i, seed, dla_boost=dla_boost)
         x, covered = scan_input(sim.cfg.start_index, s.flux, s.ivar, s.z_qso)
+        limit = lyman_limit_flux(sim.cfg.start_index, s.flux, s.ivar, s.z_qso).astype(np.float16)
         plate, mjd, fiber, _ = sdss_ids(i, seed)
-        rows.append((x, covered, s.z_qso, s.snr_target, f"{plate}-{mjd}-{fiber}", s.absorbers))
+        rows.append((x, covered, s.z_qso, s.snr_target, f"{plate}-{mjd}-{fiber}", s.absorbers, limit))
     return rows
 
 
@@ -497,6 +580,7 @@ def dla_mock_data(
         absorber_log_nhi=np.array([a[2] for a in absorbers], dtype=float),
         is_test=is_test,
         is_validation=is_validation,
+        lyman_limit=np.stack([r[6] for r in rows]),
     )
 
 

@@ -174,7 +174,9 @@ def test_inserted_absorbers_keep_the_noise_and_darken_the_trough():
 
     from mlworker.synthetic.spectra import SpectraMockConfig, SpectraSimulator, insert_absorbers
 
-    sim = SpectraSimulator(SpectraMockConfig(forest=False, noise=False, masks=False))
+    sim = SpectraSimulator(
+        SpectraMockConfig(forest=False, lyman_limit_systems=False, igm_continuum=False, noise=False, masks=False)
+    )
     clean = sim.simulate(0, 1, z_qso=3.5, absorbers=[])
     ivar = np.full(clean.flux.size, 4.0, np.float32)
     rng = np.random.default_rng(0)

@@ -26,7 +26,9 @@ def test_forest_mean_flux_follows_tau_eff_within_10_percent():
 
 @pytest.mark.parametrize("log_nhi", [19.5, 20.3, 21.0, 21.8])
 def test_dla_equivalent_width_equals_voigt(log_nhi):
-    sim = S.SpectraSimulator(S.SpectraMockConfig(noise=False, masks=False, forest=False))
+    sim = S.SpectraSimulator(
+        S.SpectraMockConfig(noise=False, masks=False, forest=False, lyman_limit_systems=False, igm_continuum=False)
+    )
     z_abs = 2.9
     s = sim.simulate(0, seed=1, z_qso=3.5, absorbers=[S.Absorber(z_abs, log_nhi, 30.0)])
     window = np.abs(sim.wave / (1 + z_abs) - S.LYA[0]) < 150.0
