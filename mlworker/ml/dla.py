@@ -437,8 +437,8 @@ def absorbers_from_scan(
             continue
         if lyman_limit is not None and veto is not None:
             at = int(np.clip(round(centre), 0, n - 1))
-            mean, err = float(lyman_limit[0, at]), float(lyman_limit[1, at])
-            if np.isfinite(mean) and mean > max(veto[0], veto[1] * err):
+            below, below_err = float(lyman_limit[0, at]), float(lyman_limit[1, at])
+            if np.isfinite(below) and below > max(veto[0], veto[1] * below_err):
                 continue
         found.append(
             Absorber(

@@ -241,3 +241,57 @@ def test_post_processing_keeps_to_the_search_path_and_merges_close_peaks():
     found = dla.absorbers_from_scan(z_qso, prob, offset, column, np.ones(n, dtype=bool), column_shift=0.1)
     assert len(found) == 1 and 590 < found[0].pixel - first < 650
     assert found[0].log_nhi == pytest.approx(20.7)
+
+
+def test_lyman_limit_flux_is_black_below_a_dla_and_not_below_the_open_forest():
+    sim = SpectraSimulator()
+    z_qso, z_dla = 4.0, 3.85
+    clean = {"forest": False, "lyman_limit_systems": False, "igm_continuum": False, "masks": False}
+    open_sim = SpectraSimulator(type(sim.cfg)(**clean))
+    with_dla = open_sim.simulate(0, 5, z_qso=z_qso, absorbers=[Absorber(z_dla, 20.5, 30.0)])
+    without = open_sim.simulate(0, 5, z_qso=z_qso, absorbers=[])
+    first = dla.scan_start(z_qso)
+    k = int(round(dla.pixel_of(z_dla) - first))
+    below = dla.lyman_limit_flux(sim.cfg.start_index, with_dla.flux, with_dla.ivar, z_qso)
+    assert below.shape == (2, dla.N_SCAN) and below.dtype == np.float32
+    assert abs(below[0, k]) < 3 * below[1, k] + 0.01  # opaque: zero within the noise
+    free = dla.lyman_limit_flux(sim.cfg.start_index, without.flux, without.ivar, z_qso)
+    assert free[0, k] == pytest.approx(1.0, abs=0.25) and free[0, k] > 10 * free[1, k]
+    # A candidate whose 860-905 A falls blue-ward of the spectrum has no figure.
+    assert np.isnan(free[0, 0]) and np.isnan(free[1, 0])
+
+
+def test_lyman_limit_veto_drops_a_peak_with_flux_below_its_limit_and_keeps_an_opaque_one():
+    z_qso, n = 4.0, dla.N_SCAN
+    prob, offset, column = np.zeros(n), np.zeros(n), np.full(n, 20.6)
+    for centre in (600, 1000):  # rest ~1030 and ~1130 A
+        k = np.arange(centre - 60, centre + 61)
+        prob[k], offset[k] = 0.95, centre - k
+    limit = np.zeros((2, n), np.float32)
+    limit[1] = 0.02
+    limit[0, 950:1050] = 0.4  # transmitted flux below the second candidate's Lyman limit
+    covered = np.ones(n, dtype=bool)
+    kept = dla.absorbers_from_scan(z_qso, prob, offset, column, covered, lyman_limit=limit)
+    assert [round(a.pixel - dla.scan_start(z_qso)) for a in kept] == [600]
+    assert kept[0].log_nhi_err == pytest.approx(0.0, abs=1e-6)  # the column's own figures, untouched
+    # Noisy flux (0.4 +- 0.1) is not significant at 5 sigma; no figure (NaN) vetoes nothing; nor does veto=None.
+    noisy = limit.copy()
+    noisy[1, 950:1050] = 0.1
+    unknown = limit.copy()
+    unknown[:, 950:1050] = np.nan
+    for lim, veto in ((noisy, (0.1, 5.0)), (unknown, (0.1, 5.0)), (limit, None)):
+        found = dla.absorbers_from_scan(z_qso, prob, offset, column, covered, 0.2, 0.1, 0.0, lim, veto)
+        assert len(found) == 2 and all(a.log_nhi_err == pytest.approx(0.1, abs=1e-6) for a in found)
+    assert dla.veto_of({}) == (0.1, 5.0) and dla.veto_of({"lyman_limit_veto": False}) is None
+
+
+def test_dla_data_saves_with_and_without_lyman_limit_figures(tmp_path):
+    from mlworker.synthetic.spectra import dla_mock_data
+
+    data = dla_mock_data(4, seed=3)
+    assert data.lyman_limit.shape == (4, 2, dla.N_SCAN) and data.lyman_limit.dtype == np.float16
+    data.save(tmp_path / "with.npz")
+    np.testing.assert_array_equal(dla.DLAData.load(tmp_path / "with.npz").lyman_limit, data.lyman_limit)
+    data.lyman_limit = None
+    data.save(tmp_path / "without.npz")
+    assert dla.DLAData.load(tmp_path / "without.npz").lyman_limit is None

@@ -76,3 +76,45 @@ def test_written_truth_and_noise(mock_spectra):
     s = sim.simulate(3, seed=6, dla_boost=0.0)
     noise = (s.flux - s.model)[s.ivar > 0] * np.sqrt(s.ivar[s.ivar > 0])
     assert np.std(noise) == pytest.approx(1.0, rel=0.05)
+
+
+def test_lyman_limit_systems_follow_the_measured_incidence_with_the_mocks_own_absorbers():
+    sim = S.SpectraSimulator()
+    rng = np.random.default_rng(12)
+    z_qso = 4.4
+    lls, own = [], []
+    for _ in range(1500):
+        lls += [a.z_abs for a in sim.draw_lyman_limit_systems(rng, z_qso)]
+        own += [a.z_abs for a in sim.draw_absorbers(rng, z_qso, boost=1.0)]
+    lls, own = np.array(lls), np.array(own)
+    for lo in (3.4, 3.8, 4.1):  # all tau >= 2 systems per unit z, against the measured l(z)
+        n = ((lls >= lo) & (lls < lo + 0.2)).sum() + ((own >= lo) & (own < lo + 0.2)).sum()
+        assert n / (1500 * 0.2) == pytest.approx(float(S.lls_incidence(lo + 0.1)), rel=0.1), lo
+    log_n = np.array([S._draw_lls_log_nhi(rng) for _ in range(4000)])
+    assert log_n.min() >= 17.5 and log_n.max() <= 19.3
+    # f(N) ~ N^-0.8: the number per half dex grows as N^0.2, 10^0.2 from 17.5-18 to 18.5-19
+    lower = ((log_n >= 17.5) & (log_n < 18.0)).sum()
+    upper = ((log_n >= 18.5) & (log_n < 19.0)).sum()
+    assert upper / lower == pytest.approx(10**0.2, rel=0.15)
+
+
+def test_igm_lyman_continuum_darkens_blueward_of_the_quasars_912():
+    sim = S.SpectraSimulator(S.SpectraMockConfig(noise=False, masks=False, forest=False, lyman_limit_systems=False))
+    for z_qso in (3.5, 4.4):
+        s = sim.simulate(0, 2, z_qso=z_qso, absorbers=[])
+        rest = sim.wave / (1 + z_qso)
+        transmission = s.model / s.continuum
+        red = (rest > 915) & (rest < 1000)
+        assert transmission[red].min() > 0.99  # nothing red-ward of the quasar's Lyman limit
+        blue = transmission[(rest > 700) & (rest < 905) & (sim.wave > 3700)]
+        assert np.all(np.diff(blue) > -1e-3)  # darker the further blue-ward (after the LSF)
+    # tau at 880 A rest: the diffuse 60% of (dl/dz)/lambda_mfp over the ~dz it spans, to 25%
+    z_qso = 4.0
+    wave = np.array([880.0 * (1 + z_qso)])
+    from astropy.cosmology import Planck18
+
+    dz = (1 + z_qso) * (1 - 880.0 / S.LYMAN_LIMIT)
+    z_mid = z_qso - dz / 2
+    dl_dz = S.C_KMS / Planck18.H(z_mid).value / (1 + z_mid)
+    expected = 0.6 * dl_dz / S.mean_free_path_mpc(z_mid) * dz
+    assert sim.igm_continuum_tau(z_qso, wave)[0] == pytest.approx(expected, rel=0.25)
