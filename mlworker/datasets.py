@@ -181,7 +181,7 @@ def _with_inserted_dlas(data, cfg):
 
 def dla_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
     """Variant "mock": ``cfg.train_sightlines`` mock sightlines with the DLA incidence raised
-    ``cfg.dla_boost`` times (10% of them validate) and ``cfg.test_sightlines`` held out, made
+    ``cfg.dla_boost`` times (``cfg.validation_sightlines`` of them, at most 10%, validate) and ``cfg.test_sightlines`` held out, made
     with fixed seeds from ``cfg.seed``; plus, for training, the sightlines users marked free of
     DLAs with mock DLAs inserted (``cfg.inserted_copies`` copies each)."""
     from mlworker.synthetic.spectra import dla_mock_data
@@ -195,7 +195,7 @@ def dla_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
         seed=1000 + cfg.seed,
         dla_boost=cfg.dla_boost,
         test_fraction=n_test / n,
-        validation_fraction=0.1 * cfg.train_sightlines / n,
+        validation_fraction=min(cfg.validation_sightlines, 0.1 * cfg.train_sightlines) / n,
         workers=2,
     )
     n_inserted = 0
@@ -212,7 +212,7 @@ def dla_dataset_export(*, variant: str, cfg) -> tuple[DatasetExport, None]:
             "dla_boost": cfg.dla_boost,
             "n_absorbers": len(data.absorber_z),
             "n_inserted_sightlines": n_inserted,
-            "split": "the last test_sightlines held out; 10% of the rest validate",
+            "split": "the last test_sightlines held out; validation_sightlines (at most 10%) of the rest validate",
         },
     )
     return export, None

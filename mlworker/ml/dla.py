@@ -51,10 +51,12 @@ C_KMS = 299_792.458
 class DLAConfig:
     train_sightlines: int = 24000  # distinct forests matter more than windows (README)
     test_sightlines: int = 600
+    # of the train_sightlines, this many (at most 10%) calibrate log N(HI) and are not trained on
+    validation_sightlines: int = 800
     dla_boost: float = 6.0  # absorber incidence in the training mocks, relative to the real one
     inserted_copies: int = 2  # sightlines marked DLA-free: training copies of each, with DLAs inserted
     max_dla_free: int = 5000  # at most this many DLA-free sightlines are used
-    epochs: int = 60
+    epochs: int = 50
     windows_per_epoch: int = 100_000
     batch_size: int = 256
     lr: float = 1e-3
