@@ -13,7 +13,9 @@ activations that touch the window's own "SAME" zero padding: the result equals t
 network (``scan_windowed``) to float32 rounding. Post-processing turns the window outputs
 into absorbers: each positive window votes for its centre + offset, the smoothed votes peak
 at absorbers, log N(HI) is the mean of the column-density head over +-30 pixels, peaks at
-another absorber's Lyman-beta position and weaker are flagged.
+another absorber's Lyman-beta position and weaker are flagged, and a peak with significant flux
+below its own Lyman limit is dropped (the Lyman-limit veto: no absorber of log N >= 17.2 lets
+light through there).
 """
 
 import math
