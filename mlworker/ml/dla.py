@@ -45,6 +45,7 @@ MIN_POSITIVE_LOGN = 19.5  # sub-DLAs and DLAs are positives; weaker systems are 
 MIN_LABELLED_LOGN = 19.3
 DLA_LOGN = 20.3
 MATCH_DZ = 0.015
+LL_FLOOR, LL_SIGMA = 0.1, 5.0  # the Lyman-limit veto's defaults (DLAConfig)
 PROXIMITY_KMS = 3000.0  # absorbers closer to the quasar are not searched for (proximate systems)
 C_KMS = 299_792.458
 
@@ -91,8 +92,8 @@ class DLAConfig:
     # It needs >= LL_MIN_PIXELS good pixels there; where the IGM or a higher Lyman-limit system
     # has already blacked the spectrum out, nothing is vetoed.
     lyman_limit_veto: bool = True
-    lyman_limit_floor: float = 0.1
-    lyman_limit_sigma: float = 5.0
+    lyman_limit_floor: float = LL_FLOOR
+    lyman_limit_sigma: float = LL_SIGMA
 
 
 # ---- continuum and scan input -------------------------------------------------------------
@@ -399,7 +400,7 @@ def absorbers_from_scan(
     column_sigma: float = 0.0,
     column_shift: float = 0.0,
     lyman_limit: np.ndarray | None = None,
-    veto: tuple[float, float] | None = (0.1, 5.0),
+    veto: tuple[float, float] | None = (LL_FLOOR, LL_SIGMA),
 ) -> list[Absorber]:
     """Parks et al. post-processing for one sightline's 1748 windows: each window classified
     positive votes for its centre + offset; the votes, smoothed over +-4 pixels and scaled so
@@ -661,7 +662,7 @@ def veto_of(cfg: dict) -> tuple[float, float] | None:
     checkpoints saved before it existed), or None when it is off."""
     if not cfg.get("lyman_limit_veto", True):
         return None
-    return float(cfg.get("lyman_limit_floor", 0.1)), float(cfg.get("lyman_limit_sigma", 5.0))
+    return float(cfg.get("lyman_limit_floor", LL_FLOOR)), float(cfg.get("lyman_limit_sigma", LL_SIGMA))
 
 
 def find_absorbers(

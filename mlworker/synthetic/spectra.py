@@ -346,9 +346,11 @@ class SpectraSimulator:
             tau += absorber_tau(self.wave_fine, absorber)
         # Lyman-limit systems from a stream of their own, so that the rest of a sightline does
         # not depend on whether they are on
-        lls = self.draw_lyman_limit_systems(np.random.default_rng([seed, index, 912]), z_qso)
-        if not cfg.lyman_limit_systems:
-            lls = []
+        lls = (
+            self.draw_lyman_limit_systems(np.random.default_rng([seed, index, 912]), z_qso)
+            if cfg.lyman_limit_systems
+            else []
+        )
         for system in lls:
             tau += absorber_tau(self.wave_fine, system)
         if cfg.igm_continuum:
