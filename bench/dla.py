@@ -84,24 +84,26 @@ def model_only(n: int, batch: int) -> dict:
 
     device = pick_device()
     sim = SpectraSimulator()
-    inputs = []
+    inputs, redshifts = [], []
     for i in range(min(n, 64)):
         s = sim.simulate(i, 9, dla_boost=3.0)
         inputs.append(scan_input(sim.cfg.start_index, s.flux, s.ivar, s.z_qso)[0])
+        redshifts.append(s.z_qso)
     x = torch.from_numpy(np.stack([inputs[i % len(inputs)] for i in range(n)])).to(device)
+    z_qso = np.array([redshifts[i % len(inputs)] for i in range(n)])
     torch.manual_seed(0)
-    model = DLANet().to(device).eval()
+    model = DLANet(context=True).to(device).eval()
     out = {"device": str(device), "n_sightlines": n, "batch": batch}
     if device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(0)
     results = {}
     with torch.inference_mode():
         for name, fn in (("windowed", scan_windowed), ("one-pass", scan)):
-            fn(model, x[:batch])  # warm-up
+            fn(model, x[:batch], z_qso[:batch])  # warm-up
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            parts = [fn(model, x[i : i + batch]) for i in range(0, n, batch)]
+            parts = [fn(model, x[i : i + batch], z_qso[i : i + batch]) for i in range(0, n, batch)]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t

@@ -526,7 +526,8 @@ class DLATask(_TorchTask):
                 for i, (first, flux, ivar) in zip(ids, arrays, strict=True)
             ]
             with torch.inference_mode():
-                prob, offset, column = scanner(model, torch.from_numpy(np.stack([x for x, _ in inputs])).to(device))
+                x = torch.from_numpy(np.stack([x for x, _ in inputs])).to(device)
+                prob, offset, column = scanner(model, x, [facts[i] for i in ids])
             prob, offset, column = (t.float().cpu().numpy() for t in (prob, offset, column))
             for j, i in enumerate(ids):
                 covered = inputs[j][1]

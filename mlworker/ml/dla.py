@@ -94,6 +94,10 @@ class DLAConfig:
     lyman_limit_veto: bool = True
     lyman_limit_floor: float = LL_FLOOR
     lyman_limit_sigma: float = LL_SIGMA
+    # FC 350 also reads where each window lies (window_context: its Ly-alpha redshift and rest
+    # wavelength in the quasar's frame), so that the same saturated stretch can weigh
+    # differently in the thin forest at z = 2.5 and the dense one at z = 4.3
+    window_context: bool = True
 
 
 # ---- continuum and scan input -------------------------------------------------------------
@@ -166,6 +170,31 @@ def z_of_pixel(pixel: float | np.ndarray) -> np.ndarray:
     return 10 ** (np.asarray(pixel) * LOGLAM_STEP) / LYA - 1.0
 
 
+N_CONTEXT = 2  # where a window lies: its Ly-alpha redshift and its rest wavelength in the quasar's frame
+
+
+def window_context(z_qso: float | np.ndarray, windows: np.ndarray | None = None) -> np.ndarray:
+    """(..., N_CONTEXT) float32: for window ``windows`` (default: all 1748) of a sightline at
+    ``z_qso``, 3 (ln(1 + z) - ln 4) with z the Ly-alpha redshift of its centre, and its centre's
+    rest wavelength in the quasar's frame, (lambda - 1123 A) / 223 A (-1 to 1 over the scan).
+    The forest's opacity grows as (1 + z)^3.9, so a saturated stretch that is likely an absorber
+    at z = 2.5 is as likely a forest blend at z = 4.3; the window alone cannot tell where it is.
+    ``z_qso`` (n,) with ``windows`` (n,) gives (n, 2); a scalar without ``windows`` (1748, 2);
+    (n,) without ``windows`` (n, 1748, 2)."""
+    z_qso = np.asarray(z_qso, dtype=np.float64)
+    start = np.ceil(np.log10(SCAN_REST[0] * (1.0 + z_qso)) / LOGLAM_STEP - 1e-9)
+    if windows is None:
+        pixel = start[..., None] + np.arange(N_SCAN)
+        zq = z_qso[..., None]
+    else:
+        pixel = start + np.asarray(windows)
+        zq = z_qso
+    wave = 10 ** (pixel * LOGLAM_STEP)
+    z_lya = wave / LYA - 1.0
+    rest = wave / (1.0 + zq)
+    return np.stack([3.0 * (np.log1p(z_lya) - math.log(4.0)), (rest - 1123.0) / 223.0], -1).astype(np.float32)
+
+
 # ---- labels --------------------------------------------------------------------------------
 def window_labels(z_qso: float, covered: np.ndarray, z_abs: np.ndarray, log_nhi: np.ndarray) -> dict:
     """Per window centre: label 1 (absorber within 60 px), 0, or -1 (ignored: 60-80 px from
@@ -204,12 +233,16 @@ _PAD_C1, _PAD_P1, _PAD_C2, _PAD_P2, _PAD_C3, _PAD_P3 = (15, 16), (2, 3), (7, 8),
 
 
 class DLANet(nn.Module):
-    def __init__(self, dropout: float = 0.1):
+    """Parks et al.'s network; with ``context``, FC 350 also reads the window's place
+    (``window_context``: its Ly-alpha redshift and rest wavelength in the quasar's frame)."""
+
+    def __init__(self, dropout: float = 0.1, context: bool = False):
         super().__init__()
+        self.context = context
         self.conv1 = nn.Conv1d(1, 100, 32, stride=3)
         self.conv2 = nn.Conv1d(100, 96, 16)
         self.conv3 = nn.Conv1d(96, 96, 16)
-        self.fc = nn.Linear(288, 350)
+        self.fc = nn.Linear(288 + (N_CONTEXT if context else 0), 350)
         self.drop = nn.Dropout(dropout)
         self.classify = nn.Linear(350, 1)
         self.offset = nn.Linear(350, 1)
@@ -222,15 +255,25 @@ class DLANet(nn.Module):
     def a2(self, p1: torch.Tensor) -> torch.Tensor:
         return F.relu(self.conv2(F.pad(p1, _PAD_C2)))  # (B, 96, 34)
 
-    def head(self, a2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def head(self, a2: torch.Tensor, ctx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         p2 = F.max_pool1d(F.pad(a2, _PAD_P2), 6, 4)  # (B, 96, 9)
-        return self.tail(F.relu(self.conv3(F.pad(p2, _PAD_C3))))  # conv3: (B, 96, 9)
+        return self.tail(F.relu(self.conv3(F.pad(p2, _PAD_C3))), ctx)  # conv3: (B, 96, 9)
 
-    def tail(self, a3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.tail_pooled(F.max_pool1d(F.pad(a3, _PAD_P3), 6, 4))  # (B, 96, 3)
+    def tail(self, a3: torch.Tensor, ctx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.tail_pooled(F.max_pool1d(F.pad(a3, _PAD_P3), 6, 4), ctx)  # (B, 96, 3)
 
-    def tail_pooled(self, p3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.heads(self.drop(F.relu(self.fc(p3.flatten(1)))))  # (B, 350)
+    def tail_pooled(
+        self, p3: torch.Tensor, ctx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = p3.flatten(1)
+        if self.context:
+            features = torch.cat([features, self._context(ctx, len(features)).to(features.dtype)], 1)
+        return self.heads(self.drop(F.relu(self.fc(features))))  # (B, 350)
+
+    def _context(self, ctx: torch.Tensor | None, n: int) -> torch.Tensor:
+        if ctx is None or ctx.shape != (n, N_CONTEXT):
+            raise ValueError(f"this network reads each window's place: ctx of shape ({n}, {N_CONTEXT}) (window_context)")
+        return ctx
 
     def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logit = self.classify(h)[:, 0]
@@ -238,17 +281,36 @@ class DLANet(nn.Module):
         log_nhi = 20.0 + self.column(h)[:, 0]
         return logit, offset, log_nhi
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x: (B, 400) windows -> (logit, offset, log N(HI)), each (B,)."""
-        return self.head(self.a2(self.p1(x[:, None])))
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: (B, 400) windows (ctx: (B, N_CONTEXT) with ``context``) -> (logit, offset,
+        log N(HI)), each (B,)."""
+        return self.head(self.a2(self.p1(x[:, None])), ctx)
 
 
 # ---- scanning ------------------------------------------------------------------------------
-def scan_windowed(model: DLANet, x: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, ...]:
-    """The baseline: all 1748 windows of each sightline (x: (B, 2148)) through the model in
-    chunks of ``chunk``. Returns (prob, offset, log_nhi), each (B, 1748)."""
+def _scan_context(model: DLANet, x: torch.Tensor, z_qso) -> torch.Tensor | None:
+    """(B, 1748, N_CONTEXT) window places for a network that reads them, else None."""
+    if not model.context:
+        return None
+    if z_qso is None:
+        raise ValueError("this network reads each window's place: pass the sightlines' z_qso")
+    z = np.atleast_1d(np.asarray(z_qso, dtype=np.float64))
+    if z.shape != (len(x),):
+        raise ValueError(f"z_qso: one redshift per sightline ({len(x)}), got shape {z.shape}")
+    return torch.from_numpy(window_context(z)).to(device=x.device, dtype=x.dtype)
+
+
+def scan_windowed(model: DLANet, x: torch.Tensor, z_qso=None, chunk: int = 512) -> tuple[torch.Tensor, ...]:
+    """The baseline: all 1748 windows of each sightline (x: (B, 2148); z_qso (B,) for a
+    network that reads window places) through the model in chunks of ``chunk``. Returns
+    (prob, offset, log_nhi), each (B, 1748)."""
+    ctx = _scan_context(model, x, z_qso)
+    ctx = ctx.reshape(-1, N_CONTEXT) if ctx is not None else None
     windows = x.unfold(1, WINDOW, 1)[:, :N_SCAN].reshape(-1, WINDOW)  # (B * 1748, 400)
-    outs = [model(windows[i : i + chunk]) for i in range(0, len(windows), chunk)]
+    outs = [
+        model(windows[i : i + chunk], ctx[i : i + chunk] if ctx is not None else None)
+        for i in range(0, len(windows), chunk)
+    ]
     logit, offset, log_nhi = (torch.cat(parts).reshape(len(x), N_SCAN) for parts in zip(*outs, strict=True))
     return torch.sigmoid(logit), offset, log_nhi
 
@@ -285,11 +347,13 @@ def _toeplitz(weight: torch.Tensor, inputs: range, outputs: range, pad_left: int
     return w.permute(0, 2, 1, 3).reshape(len(inputs) * c_in, len(outputs) * c_out)
 
 
-def scan(model: DLANet, x: torch.Tensor, sightline_chunk: int = 2) -> tuple[torch.Tensor, ...]:
-    """Every window of every sightline (x: (B, 2148)) in one pass, equal to ``scan_windowed``
-    to float32 rounding; the per-window part runs ``sightline_chunk`` sightlines at a time.
-    Returns (prob, offset, log_nhi), each (B, 1748)."""
+def scan(model: DLANet, x: torch.Tensor, z_qso=None, sightline_chunk: int = 2) -> tuple[torch.Tensor, ...]:
+    """Every window of every sightline (x: (B, 2148); z_qso (B,) for a network that reads
+    window places) in one pass, equal to ``scan_windowed`` to float32 rounding; the per-window
+    part runs ``sightline_chunk`` sightlines at a time. Returns (prob, offset, log_nhi), each
+    (B, 1748)."""
     b, dev, dt = len(x), x.device, x.dtype
+    ctx = _scan_context(model, x, z_qso)
     w1, b1, w2, b2 = model.conv1.weight, model.conv1.bias, model.conv2.weight, model.conv2.bias
     c1, c2 = w1.shape[0], w2.shape[0]
     # the pass, channels last: conv1 at stride 1, pool1 dilated by 3, conv2 dilated by 12
@@ -319,7 +383,9 @@ def scan(model: DLANet, x: torch.Tensor, sightline_chunk: int = 2) -> tuple[torc
     t2_right = _toeplitz(w2, range(31, 34), range(23, 34), 7)  # m = 31..33 reach n >= 23
     t3 = _toeplitz(model.conv3.weight, range(9), range(9), 7)  # conv3, (864, 864)
     b1_left, b1_right, b3 = b1.repeat(9), b1.repeat(12), model.conv3.bias.repeat(9)
-    fc_weight = model.fc.weight.view(-1, c2, 3).transpose(1, 2).reshape(-1, 3 * c2)  # channels-last input
+    fc_pooled = model.fc.weight[:, : 3 * c2]  # the pooled features' columns; the window's place after them
+    fc_weight = fc_pooled.reshape(-1, c2, 3).transpose(1, 2).reshape(-1, 3 * c2)  # channels-last input
+    fc_context = model.fc.weight[:, 3 * c2 :]
     out = []
     for s0 in range(0, b, sightline_chunk):
         sl = slice(s0, min(s0 + sightline_chunk, b))
@@ -362,7 +428,10 @@ def scan(model: DLANet, x: torch.Tensor, sightline_chunk: int = 2) -> tuple[torc
         p2[:, 8] = cells[:, 16:20].amax(1)  # n = 30..33
         a3 = torch.addmm(b3, p2.view(nw, -1), t3).relu_().view(nw, 9, c2)
         p3 = torch.stack([a3[:, 0:4].amax(1), a3[:, 2:8].amax(1), a3[:, 6:9].amax(1)], 1)  # pool3
-        out.append(model.heads(torch.relu(F.linear(p3.view(nw, -1), fc_weight, model.fc.bias))))
+        h = F.linear(p3.view(nw, -1), fc_weight, model.fc.bias)
+        if ctx is not None:
+            h = h + ctx[sl].reshape(nw, -1) @ fc_context.t()
+        out.append(model.heads(torch.relu(h)))
     logit, offset, log_nhi = (torch.cat(parts).reshape(b, N_SCAN) for parts in zip(*out, strict=True))
     return torch.sigmoid(logit), offset, log_nhi
 
@@ -643,9 +712,10 @@ def scan_data(model: DLANet, data: DLAData, rows: np.ndarray, device, batch: int
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(rows), batch):
-            xb = torch.from_numpy(data.x[rows[start : start + batch]]).to(device)
+            chunk = rows[start : start + batch]
+            xb = torch.from_numpy(data.x[chunk]).to(device)
             with autocast(device):
-                prob, offset, column = scan(model, xb)
+                prob, offset, column = scan(model, xb, data.z_qso[chunk])
             out += list(
                 zip(
                     prob.float().cpu().numpy(),
@@ -762,7 +832,7 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
     pos_cdf /= pos_cdf[-1]
     x = torch.from_numpy(data.x)
     windows = x.unfold(1, WINDOW, 1)  # (n, 1749, 400) view
-    model = DLANet(cfg.dropout).to(device)
+    model = DLANet(cfg.dropout, context=cfg.window_context).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(cfg.windows_per_epoch / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -793,11 +863,12 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
             xb = windows[i, k]
             # a continuum misplaced by a few per cent, as on real spectra
             xb = xb * torch.exp(0.05 * torch.randn(len(xb), 1))
+            ctx = torch.from_numpy(window_context(data.z_qso[pick[:, 0]], pick[:, 1])).to(device)
             y = torch.from_numpy(label[pick[:, 0], pick[:, 1]].astype(np.float32)).to(device)
             off = torch.from_numpy(offset[pick[:, 0], pick[:, 1]]).to(device)
             col = torch.from_numpy(column[pick[:, 0], pick[:, 1]]).to(device)
             with autocast(device, cpu_bf16=cfg.cpu_bf16):
-                logit, off_pred, col_pred = model(xb.to(device))
+                logit, off_pred, col_pred = model(xb.to(device), ctx if cfg.window_context else None)
             positive = y > 0.5
             loss = F.binary_cross_entropy_with_logits(logit.float(), y)
             if positive.any():
@@ -844,7 +915,7 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
     }
     checkpoint = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_args": {"dropout": cfg.dropout},
+        "model_args": {"dropout": cfg.dropout, "context": cfg.window_context},
         "config": asdict(cfg),
         "column_sigma": column_sigma,
         "column_shift": column_shift,

@@ -22,32 +22,58 @@ def sightlines():
     return out
 
 
-def _random_model(seed: int) -> dla.DLANet:
+def _random_model(seed: int, context: bool = False) -> dla.DLANet:
     torch.manual_seed(seed)
-    model = dla.DLANet().eval()
+    model = dla.DLANet(context=context).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.06)  # outputs that vary from window to window
     return model
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_one_pass_scan_equals_the_windowed_network(sightlines, seed):
-    model = _random_model(seed)
+@pytest.mark.parametrize(("seed", "context"), [(0, False), (1, False), (0, True)])
+def test_one_pass_scan_equals_the_windowed_network(sightlines, seed, context):
+    model = _random_model(seed, context)
     x = torch.from_numpy(np.stack([x for _, x, _ in sightlines]))
+    z_qso = np.array([s.z_qso for s, _, _ in sightlines]) if context else None
     x[2, :700] = 0.0  # a sightline whose blue end lies outside the data
     with torch.inference_mode():
-        windowed = dla.scan_windowed(model, x)
-        one_pass = dla.scan(model, x, sightline_chunk=2)  # a full chunk and a partial one
+        windowed = dla.scan_windowed(model, x, z_qso)
+        one_pass = dla.scan(model, x, z_qso, sightline_chunk=2)  # a full chunk and a partial one
         # the windowed network, one window at a time, for a few windows at the edges
         for k in (0, 1, 17, 200, dla.N_SCAN - 1):
-            logit, offset, column = model(x[:, k : k + dla.WINDOW])
+            ctx = torch.from_numpy(dla.window_context(z_qso, np.full(3, k))) if context else None
+            logit, offset, column = model(x[:, k : k + dla.WINDOW], ctx)
             assert torch.allclose(torch.sigmoid(logit), windowed[0][:, k], atol=1e-6)
     assert windowed[1].std() > 1.0 and windowed[0].std() > 1e-3  # outputs that vary
     prob, offset, column = (a - b for a, b in zip(windowed, one_pass, strict=True))
     assert prob.abs().max() < 1e-4
     assert (offset / dla.POSITIVE_PX).abs().max() < 1e-4
     assert column.abs().max() < 1e-4
+
+
+def test_window_context_places_each_window(sightlines):
+    """A window's place: the Ly-alpha redshift of its centre and its rest wavelength in the
+    quasar's frame, the same whether asked for all windows or some."""
+    z_qso = np.array([2.3, 4.2])
+    ctx = dla.window_context(z_qso)
+    assert ctx.shape == (2, dla.N_SCAN, dla.N_CONTEXT) and ctx.dtype == np.float32
+    for j, z in enumerate(z_qso):
+        wave = 10 ** ((dla.scan_start(z) + np.arange(dla.N_SCAN)) * dla.LOGLAM_STEP)
+        np.testing.assert_allclose(np.expm1(ctx[j, :, 0] / 3.0 + np.log(4.0)), wave / dla.LYA - 1.0, rtol=1e-5)
+        np.testing.assert_allclose(ctx[j, :, 1] * 223.0 + 1123.0, wave / (1.0 + z), rtol=1e-5)
+    assert -1.0 <= ctx[..., 1].min() < -0.99 and 0.99 < ctx[..., 1].max() <= 1.0  # rest 900-1346 A
+    assert ctx[1, 0, 0] > ctx[0, -1, 0]  # every window of the z = 4.2 quasar is at higher redshift
+    np.testing.assert_array_equal(dla.window_context(z_qso, np.array([5, 1700])), ctx[[0, 1], [5, 1700]])
+    np.testing.assert_array_equal(dla.window_context(4.2), ctx[1])
+    model = _random_model(0, context=True)
+    x = torch.from_numpy(np.stack([x for _, x, _ in sightlines]))
+    with pytest.raises(ValueError, match="z_qso"):
+        dla.scan(model, x)
+    with pytest.raises(ValueError, match="one redshift per sightline"):
+        dla.scan(model, x, [3.0])
+    with pytest.raises(ValueError, match="ctx of shape"):
+        model(x[:, : dla.WINDOW])
 
 
 def test_the_pass_alone_is_not_the_windowed_function(sightlines):
@@ -165,12 +191,13 @@ def test_short_training_runs_and_its_checkpoint_scans_the_same():
     assert 0.0 <= m["dla_score"] <= 1.0 and "snr 0-6" in m["by_snr"]
     assert set(result.evaluation) >= {"truth_z", "pred_z", "snr", "sightline_ids"}
     model = dla.load_model(result.checkpoint, torch.device("cpu"))
-    x = torch.from_numpy(data.x[:2])
-    with torch.inference_mode():
-        a = dla.scan(model, x)
+    assert model.context and result.checkpoint["model_args"]["context"]  # the default reads window places
     rows = np.flatnonzero(data.is_test)[:2]
+    with torch.inference_mode():
+        a = dla.scan(model, torch.from_numpy(data.x[rows]), data.z_qso[rows])
     again = dla.scan_data(model, data, rows, torch.device("cpu"))
     assert len(again) == 2 and a[0].shape == (2, dla.N_SCAN)
+    np.testing.assert_allclose(np.stack([p for p, _, _ in again]), a[0].numpy(), atol=1e-5)
     with pytest.raises(InterruptedError):
         dla.train(cfg, data, lambda e: False)
 
