@@ -255,11 +255,15 @@ class DLANet(nn.Module):
     def a2(self, p1: torch.Tensor) -> torch.Tensor:
         return F.relu(self.conv2(F.pad(p1, _PAD_C2)))  # (B, 96, 34)
 
-    def head(self, a2: torch.Tensor, ctx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def head(
+        self, a2: torch.Tensor, ctx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         p2 = F.max_pool1d(F.pad(a2, _PAD_P2), 6, 4)  # (B, 96, 9)
         return self.tail(F.relu(self.conv3(F.pad(p2, _PAD_C3))), ctx)  # conv3: (B, 96, 9)
 
-    def tail(self, a3: torch.Tensor, ctx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def tail(
+        self, a3: torch.Tensor, ctx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.tail_pooled(F.max_pool1d(F.pad(a3, _PAD_P3), 6, 4), ctx)  # (B, 96, 3)
 
     def tail_pooled(
@@ -272,7 +276,9 @@ class DLANet(nn.Module):
 
     def _context(self, ctx: torch.Tensor | None, n: int) -> torch.Tensor:
         if ctx is None or ctx.shape != (n, N_CONTEXT):
-            raise ValueError(f"this network reads each window's place: ctx of shape ({n}, {N_CONTEXT}) (window_context)")
+            raise ValueError(
+                f"this network reads each window's place: ctx of shape ({n}, {N_CONTEXT}) (window_context)"
+            )
         return ctx
 
     def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -281,7 +287,9 @@ class DLANet(nn.Module):
         log_nhi = 20.0 + self.column(h)[:, 0]
         return logit, offset, log_nhi
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, ctx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (B, 400) windows (ctx: (B, N_CONTEXT) with ``context``) -> (logit, offset,
         log N(HI)), each (B,)."""
         return self.head(self.a2(self.p1(x[:, None])), ctx)
