@@ -135,6 +135,7 @@ def _with_inserted_dlas(data, cfg):
     free of DLAs (up to ``cfg.max_dla_free``), each with mock absorbers inserted."""
     from catalog.models import QuasarSpectrum
     from catalog.selectors import spectra_arrays
+    from mlworker.ml.continuum import continuum_estimate
     from mlworker.ml.dla import DLAData, lyman_limit_flux, scan_input
     from mlworker.synthetic.spectra import insert_absorbers
 
@@ -155,8 +156,9 @@ def _with_inserted_dlas(data, cfg):
         ):
             for copy in range(cfg.inserted_copies):
                 inserted, found = insert_absorbers(s0, flux, ivar, z_qso, rng, cfg.dla_boost)
-                x, covered = scan_input(s0, inserted, ivar, z_qso)
-                limit = lyman_limit_flux(s0, inserted, ivar, z_qso).astype(np.float16)
+                continuum = continuum_estimate(s0, inserted, ivar, z_qso)
+                x, covered = scan_input(s0, inserted, ivar, z_qso, continuum)
+                limit = lyman_limit_flux(s0, inserted, ivar, z_qso, continuum).astype(np.float16)
                 row = first + len(rows)
                 rows.append((x, covered, z_qso, snr, f"{plate}-{mjd}-{fiber}+{copy + 1}", limit))
                 absorbers += [(row, a.z_abs, a.log_nhi) for a in found]

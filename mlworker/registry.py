@@ -492,6 +492,7 @@ class DLATask(_TorchTask):
         from django.conf import settings
 
         from catalog.selectors import spectra_arrays
+        from mlworker.ml.continuum import continuum_estimate
         from mlworker.ml.dla import (
             absorbers_from_scan,
             ambiguity,
@@ -518,13 +519,11 @@ class DLATask(_TorchTask):
         for start in range(0, len(subject_ids), 8):
             ids = subject_ids[start : start + 8]
             arrays = list(spectra_arrays(spectrum_ids=ids))
-            inputs = [
-                scan_input(first, flux, ivar, facts[i]) for i, (first, flux, ivar) in zip(ids, arrays, strict=True)
-            ]
-            limits = [
-                lyman_limit_flux(first, flux, ivar, facts[i]) if veto else None
-                for i, (first, flux, ivar) in zip(ids, arrays, strict=True)
-            ]
+            inputs, limits = [], []
+            for i, (first, flux, ivar) in zip(ids, arrays, strict=True):
+                continuum = continuum_estimate(first, flux, ivar, facts[i])  # once for both
+                inputs.append(scan_input(first, flux, ivar, facts[i], continuum))
+                limits.append(lyman_limit_flux(first, flux, ivar, facts[i], continuum) if veto else None)
             with torch.inference_mode():
                 x = torch.from_numpy(np.stack([x for x, _ in inputs])).to(device)
                 prob, offset, column = scanner(model, x, [facts[i] for i in ids])

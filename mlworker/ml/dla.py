@@ -106,13 +106,17 @@ def scan_start(z_qso: float) -> int:
     return int(math.ceil(math.log10(SCAN_REST[0] * (1.0 + z_qso)) / LOGLAM_STEP - 1e-9))
 
 
-def scan_input(start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float) -> tuple[np.ndarray, np.ndarray]:
+def scan_input(
+    start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float, continuum: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(x, covered): the continuum-normalised flux over the scan plus 200 pixels either side,
     shape (2148,), zero outside the observed range, masked pixels interpolated from their
-    neighbours; ``covered`` (1748,) is True for window centres with data."""
+    neighbours; ``covered`` (1748,) is True for window centres with data. ``continuum``: the
+    sightline's ``continuum_estimate`` when the caller has it already."""
     flux = np.asarray(flux, dtype=np.float64)
     ivar = np.asarray(ivar, dtype=np.float64)
-    continuum = continuum_estimate(start_index, flux, ivar, z_qso)
+    if continuum is None:
+        continuum = continuum_estimate(start_index, flux, ivar, z_qso)
     norm = flux / continuum
     good = (ivar > 0) & np.isfinite(norm)
     if good.sum() >= 2 and not good.all():
@@ -136,14 +140,17 @@ LL_REST = (860.0, 905.0)  # rest-frame range below a candidate's Lyman limit tha
 LL_MIN_PIXELS = 30
 
 
-def lyman_limit_flux(start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float) -> np.ndarray:
+def lyman_limit_flux(
+    start_index: int, flux: np.ndarray, ivar: np.ndarray, z_qso: float, continuum: np.ndarray | None = None
+) -> np.ndarray:
     """(2, 1748) float32: for a candidate at each scanned pixel, the mean continuum-normalised
     flux of the good pixels at rest 860-905 A in the candidate's frame, and its error (NaN for
     both with fewer than LL_MIN_PIXELS good pixels there). The range is a fixed offset on the
-    log grid, so cumulative sums give every candidate at once."""
+    log grid, so cumulative sums give every candidate at once. ``continuum`` as in scan_input."""
     flux = np.asarray(flux, dtype=np.float64)
     ivar = np.asarray(ivar, dtype=np.float64)
-    continuum = continuum_estimate(start_index, flux, ivar, z_qso)
+    if continuum is None:
+        continuum = continuum_estimate(start_index, flux, ivar, z_qso)
     good = (ivar > 0) & np.isfinite(flux) & (continuum > 0)
     norm = np.where(good, flux / np.where(continuum > 0, continuum, 1.0), 0.0)
     var = np.where(good, 1.0 / (np.where(good, ivar, 1.0) * continuum**2), 0.0)

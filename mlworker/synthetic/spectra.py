@@ -521,14 +521,17 @@ def write_spectra_mock(
 
 
 def _scan_chunk(indices: list[int], seed: int, dla_boost: float, snr_range: tuple[float, float]) -> list[tuple]:
+    from mlworker.ml.continuum import continuum_estimate
     from mlworker.ml.dla import lyman_limit_flux, scan_input
 
     sim = SpectraSimulator(SpectraMockConfig(snr_range=snr_range))
     rows = []
     for i in indices:
         s = sim.simulate(i, seed, dla_boost=dla_boost)
-        x, covered = scan_input(sim.cfg.start_index, s.flux, s.ivar, s.z_qso)
-        limit = lyman_limit_flux(sim.cfg.start_index, s.flux, s.ivar, s.z_qso).astype(np.float16)
+        start = sim.cfg.start_index
+        continuum = continuum_estimate(start, s.flux, s.ivar, s.z_qso)  # estimated, as on real spectra
+        x, covered = scan_input(start, s.flux, s.ivar, s.z_qso, continuum)
+        limit = lyman_limit_flux(start, s.flux, s.ivar, s.z_qso, continuum).astype(np.float16)
         plate, mjd, fiber, _ = sdss_ids(i, seed)
         rows.append((x, covered, s.z_qso, s.snr_target, f"{plate}-{mjd}-{fiber}", s.absorbers, limit))
     return rows
