@@ -447,10 +447,10 @@ class DLATask(_TorchTask):
 
         return dla_dataset_export(variant=variant or self.default_variant, cfg=cfg or self.config({}))
 
-    def train(self, cfg, dataset_path: Path, progress):
+    def train(self, cfg, dataset_path: Path, progress, deadline: float | None = None):
         from mlworker.ml.dla import DLAData, train
 
-        return train(cfg, DLAData.load(dataset_path), progress)
+        return train(cfg, DLAData.load(dataset_path), progress, deadline)
 
     def trained_for(self, version: ModelVersion) -> str:
         return f"{version} scans SDSS-grid quasar spectra"

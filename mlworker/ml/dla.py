@@ -98,6 +98,12 @@ class DLAConfig:
     # wavelength in the quasar's frame), so that the same saturated stretch can weigh
     # differently in the thin forest at z = 2.5 and the dense one at z = 4.3
     window_context: bool = True
+    # The whole training run (dataset, epochs, calibration and held-out scan) within this many
+    # seconds of wall clock: before the first epoch the training step is timed on this machine
+    # and, where ``epochs`` would overrun, fewer epochs run (the one-cycle schedule fitted to
+    # them; the metrics record ``epochs_run``). CPUs differ: one with native bfloat16 runs all
+    # 50 epochs in 30 minutes, one with AVX2 alone about 15. 0: always ``epochs``.
+    time_limit_s: float = 1800.0
 
 
 # ---- continuum and scan input -------------------------------------------------------------
@@ -822,10 +828,28 @@ def _negative_cdf(data: DLAData, neg: np.ndarray, power: float) -> np.ndarray | 
     return cdf / cdf[-1]
 
 
-def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None = None) -> TrainResult:
+def _epochs_within(
+    cfg: DLAConfig, deadline: float | None, step_seconds: float, scan_seconds: float, steps_per_epoch: int
+) -> int:
+    """Epochs to run: ``cfg.epochs``, or as many as fit before ``deadline`` (time.monotonic())
+    at ``step_seconds`` a training step, leaving room for scanning the validation and held-out
+    sightlines (``scan_seconds``); at least one."""
+    if deadline is None:
+        return cfg.epochs
+    left = deadline - time.monotonic() - 1.5 * scan_seconds - 30.0  # post-processing, registration
+    fit = int(left // (1.05 * step_seconds * steps_per_epoch))
+    return max(1, min(cfg.epochs, fit))
+
+
+def train(
+    cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None = None, deadline: float | None = None
+) -> TrainResult:
     """Trains on windows of the training sightlines (positives and negatives 50/50), calibrates
     the column-density uncertainty on the validation sightlines and scans the held-out ones:
-    metrics from matching the found absorbers against the truth."""
+    metrics from matching the found absorbers against the truth. ``deadline``: time.monotonic()
+    by which the whole run must end (default: ``cfg.time_limit_s`` from now; none if that is 0)."""
+    if deadline is None and cfg.time_limit_s > 0:
+        deadline = time.monotonic() + cfg.time_limit_s
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = pick_device()
@@ -847,56 +871,80 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
     pos_cdf /= pos_cdf[-1]
     x = torch.from_numpy(data.x)
     windows = x.unfold(1, WINDOW, 1)  # (n, 1749, 400) view
-    model = DLANet(cfg.dropout, context=cfg.window_context).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(cfg.windows_per_epoch / cfg.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch), pct_start=0.15
-    )
-    reporter = EpochReporter(cfg.epochs, progress)
     half = cfg.batch_size // 2
     hard = np.empty((0, 2), dtype=neg.dtype)
+
+    def step(model: DLANet, optimizer, n_hard: int) -> torch.Tensor:
+        """One batch: positives flat in log N, negatives (a share ``n_hard`` mined), one update."""
+        drawn = np.minimum(np.searchsorted(pos_cdf, rng.random(half)), len(pos) - 1)
+        drawn_neg = (
+            rng.integers(0, len(neg), half - n_hard)
+            if neg_cdf is None
+            else np.minimum(np.searchsorted(neg_cdf, rng.random(half - n_hard)), len(neg) - 1)
+        )
+        negatives = [neg[drawn_neg], hard[rng.integers(0, max(len(hard), 1), n_hard)]]
+        pick = np.concatenate([pos[drawn], *negatives])
+        i, k = torch.from_numpy(pick[:, 0]), torch.from_numpy(pick[:, 1])
+        xb = windows[i, k]
+        # a continuum misplaced by a few per cent, as on real spectra
+        xb = xb * torch.exp(0.05 * torch.randn(len(xb), 1))
+        ctx = torch.from_numpy(window_context(data.z_qso[pick[:, 0]], pick[:, 1])).to(device)
+        y = torch.from_numpy(label[pick[:, 0], pick[:, 1]].astype(np.float32)).to(device)
+        off = torch.from_numpy(offset[pick[:, 0], pick[:, 1]]).to(device)
+        col = torch.from_numpy(column[pick[:, 0], pick[:, 1]]).to(device)
+        with autocast(device, cpu_bf16=cfg.cpu_bf16):
+            logit, off_pred, col_pred = model(xb.to(device), ctx if cfg.window_context else None)
+        positive = y > 0.5
+        loss = F.binary_cross_entropy_with_logits(logit.float(), y)
+        if positive.any():
+            loss = loss + cfg.offset_weight * (((off_pred.float() - off) / POSITIVE_PX)[positive] ** 2).mean()
+            loss = loss + cfg.column_weight * ((col_pred.float() - col)[positive] ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    steps_per_epoch = math.ceil(cfg.windows_per_epoch / cfg.batch_size)
+    epochs = cfg.epochs
+    timing = {}
+    if deadline is not None:  # time a few steps of a throwaway network, and a short scan
+        probe = DLANet(cfg.dropout, context=cfg.window_context).to(device)
+        probe_optimizer = torch.optim.AdamW(probe.parameters(), lr=cfg.lr)
+        probe.train()
+        for n in range(13):
+            if n == 3:  # the first steps allocate
+                t0 = time.perf_counter()
+            step(probe, probe_optimizer, 0)
+        timing["step_seconds"] = (time.perf_counter() - t0) / 10
+        probe.eval()
+        t0 = time.perf_counter()
+        sample = (val_rows if len(val_rows) else test_rows)[:8]
+        scan_data(probe, data, sample, device)
+        per_sightline = (time.perf_counter() - t0) / max(len(sample), 1)
+        timing["scan_seconds"] = per_sightline * (len(val_rows) + len(test_rows))
+        epochs = _epochs_within(cfg, deadline, timing["step_seconds"], timing["scan_seconds"], steps_per_epoch)
+        del probe, probe_optimizer
+        torch.manual_seed(cfg.seed)  # the training draws what it would have drawn without the probe
+        rng = np.random.default_rng(cfg.seed)
+    model = DLANet(cfg.dropout, context=cfg.window_context).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=max(1, epochs * steps_per_epoch), pct_start=0.15
+    )
+    reporter = EpochReporter(epochs, progress)
     mined = []
-    first_mining = max(1, round(cfg.epochs * cfg.hard_negative_start))
-    for epoch in range(1, cfg.epochs + 1):
+    first_mining = max(1, round(epochs * cfg.hard_negative_start))
+    for epoch in range(1, epochs + 1):
         model.train()
         total, seen = 0.0, 0
         n_hard = int(half * cfg.hard_negative_fraction) if len(hard) else 0
         for _ in range(steps_per_epoch):
-            drawn = np.minimum(np.searchsorted(pos_cdf, rng.random(half)), len(pos) - 1)
-            drawn_neg = (
-                rng.integers(0, len(neg), half - n_hard)
-                if neg_cdf is None
-                else np.minimum(np.searchsorted(neg_cdf, rng.random(half - n_hard)), len(neg) - 1)
-            )
-            negatives = [
-                neg[drawn_neg],
-                hard[rng.integers(0, max(len(hard), 1), n_hard)],
-            ]
-            pick = np.concatenate([pos[drawn], *negatives])
-            i, k = torch.from_numpy(pick[:, 0]), torch.from_numpy(pick[:, 1])
-            xb = windows[i, k]
-            # a continuum misplaced by a few per cent, as on real spectra
-            xb = xb * torch.exp(0.05 * torch.randn(len(xb), 1))
-            ctx = torch.from_numpy(window_context(data.z_qso[pick[:, 0]], pick[:, 1])).to(device)
-            y = torch.from_numpy(label[pick[:, 0], pick[:, 1]].astype(np.float32)).to(device)
-            off = torch.from_numpy(offset[pick[:, 0], pick[:, 1]]).to(device)
-            col = torch.from_numpy(column[pick[:, 0], pick[:, 1]]).to(device)
-            with autocast(device, cpu_bf16=cfg.cpu_bf16):
-                logit, off_pred, col_pred = model(xb.to(device), ctx if cfg.window_context else None)
-            positive = y > 0.5
-            loss = F.binary_cross_entropy_with_logits(logit.float(), y)
-            if positive.any():
-                loss = loss + cfg.offset_weight * (((off_pred.float() - off) / POSITIVE_PX)[positive] ** 2).mean()
-                loss = loss + cfg.column_weight * ((col_pred.float() - col)[positive] ** 2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = step(model, optimizer, n_hard)
             scheduler.step()
-            total += float(loss.detach()) * len(xb)
-            seen += len(xb)
+            total += float(loss) * cfg.batch_size
+            seen += cfg.batch_size
         mining = epoch >= first_mining and (epoch - first_mining) % max(cfg.hard_negative_every, 1) == 0
-        if cfg.hard_negative_fraction > 0 and epoch < cfg.epochs and mining:
+        if cfg.hard_negative_fraction > 0 and epoch < epochs and mining:
             sample = rng.choice(train_rows, min(cfg.hard_negative_sightlines, len(train_rows)), replace=False)
             hard = _hard_negatives(model, data, np.sort(sample), label, device, cfg.hard_negative_threshold)
             mined.append({"epoch": epoch, "windows": len(hard)})
@@ -920,7 +968,10 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
         "by_snr": {k: v for k, v in by_snr.items() if k != "overall"},
         "n_test_sightlines": len(test_rows),
         "n_train_sightlines": len(train_rows),
-        "n_train_windows_seen": cfg.epochs * steps_per_epoch * cfg.batch_size,
+        "n_train_windows_seen": epochs * steps_per_epoch * cfg.batch_size,
+        "epochs_run": epochs,
+        "epochs_limited_by_time": epochs < cfg.epochs,
+        **{f"probe_{k}": round(v, 4) for k, v in timing.items()},
         "column_sigma_validation": column_sigma,
         "column_shift_validation": column_shift,
         "train_seconds": round(train_seconds, 1),
@@ -934,7 +985,7 @@ def train(cfg: DLAConfig, data: DLAData, progress: Callable[[dict], bool] | None
         "config": asdict(cfg),
         "column_sigma": column_sigma,
         "column_shift": column_shift,
-        "step": cfg.epochs * steps_per_epoch,
+        "step": epochs * steps_per_epoch,
     }
     evaluation = {
         "sightline_ids": data.sightline_ids[test_rows],

@@ -4,6 +4,7 @@ promote, roll back. The admin action, the REST endpoint and ``manage.py train`` 
 
 import io
 import logging
+import time
 import traceback
 from pathlib import Path
 
@@ -83,11 +84,15 @@ def training_execute(*, run_id: int, worker: str = "") -> str:
     )
     if not claimed:
         return "not active"
+    clock = time.monotonic()
     run = TrainingRun.objects.get(pk=run_id)
     spec = task_spec(run.task)
     version = None
     try:
         cfg = spec.config(run.config)
+        # a family with a wall-clock limit (time_limit_s) fits its epochs to what is left of it
+        limit = getattr(cfg, "time_limit_s", 0) or 0
+        within = {"deadline": clock + limit} if limit > 0 else {}
         _log(run_id, "exporting the dataset")
         export, band = spec.export(run.variant, cfg)
         _log(run_id, f"dataset {export.pk}: {export.n_train} training and {export.n_test} held-out subjects")
@@ -101,7 +106,7 @@ def training_execute(*, run_id: int, worker: str = "") -> str:
             return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
         _log(run_id, "training")
-        result = spec.train(cfg, pack_root() / export.path, progress)
+        result = spec.train(cfg, pack_root() / export.path, progress, **within)
         _log(run_id, f"held-out {spec.primary_metric}: {result.metrics[spec.primary_metric]:.4f}")
         version = model_version_register(
             task=run.task, variant=run.variant, spec=spec, result=result, export=export, band=band

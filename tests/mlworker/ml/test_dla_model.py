@@ -1,6 +1,8 @@
 """The DLA finder without Django: one-pass scan against the windowed network, continuum
 normalisation, window labels, post-processing, catalog matching and a short training."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -200,6 +202,36 @@ def test_short_training_runs_and_its_checkpoint_scans_the_same():
     np.testing.assert_allclose(np.stack([p for p, _, _ in again]), a[0].numpy(), atol=1e-5)
     with pytest.raises(InterruptedError):
         dla.train(cfg, data, lambda e: False)
+
+
+def test_epochs_fit_the_time_left():
+    """With a deadline, as many epochs as fit at the measured step time, leaving room for the
+    scans; never more than asked for, never none."""
+    import time
+
+    cfg = dla.DLAConfig(epochs=50)
+    now = time.monotonic()
+    assert dla._epochs_within(cfg, None, 10.0, 1e6, 400) == 50
+    # 1,000 s left, 100 s of scanning (150 s reserved, and 30): 820 s at 0.2 s x 100 steps x 1.05
+    assert dla._epochs_within(cfg, now + 1000.0, 0.2, 100.0, 100) == 39
+    assert dla._epochs_within(cfg, now + 1e6, 0.2, 100.0, 100) == 50
+    assert dla._epochs_within(cfg, now - 5.0, 0.2, 100.0, 100) == 1
+
+
+def test_a_deadline_shortens_training_and_is_recorded():
+    import time
+
+    from mlworker.synthetic.spectra import dla_mock_data
+
+    data = dla_mock_data(24, 4, dla_boost=8.0, test_fraction=0.25, validation_fraction=0.1)
+    cfg = dla.DLAConfig(epochs=3, windows_per_epoch=512, batch_size=64)
+    tight = dla.train(cfg, data, deadline=time.monotonic() + 1.0)
+    assert tight.metrics["epochs_run"] == 1 and tight.metrics["epochs_limited_by_time"]
+    assert tight.metrics["probe_step_seconds"] > 0 and tight.metrics["probe_scan_seconds"] > 0
+    assert len(tight.history) == 1 and tight.checkpoint["step"] == 8
+    free = dla.train(dataclasses.replace(cfg, time_limit_s=0.0), data)
+    assert free.metrics["epochs_run"] == 3 and not free.metrics["epochs_limited_by_time"]
+    assert "probe_step_seconds" not in free.metrics and len(free.history) == 3
 
 
 def test_hard_negatives_are_mined_from_the_models_own_false_alarms():
