@@ -5,7 +5,10 @@ continuum estimate (a power law through line-free windows red-ward of Lyman alph
 units and already-normalised spectra give the same input. The scan covers rest-frame
 900-1346 A: 1748 pixels, each the centre of a 400-pixel window; the network answers, per
 window, whether an absorber lies within +-60 pixels of its centre, the offset to that centre
-and log N(HI).
+and log N(HI). Its FC layer also reads where the window lies (the Ly-alpha redshift of its
+centre and its rest wavelength in the quasar's frame): the forest's opacity, and so the odds
+that a saturated stretch is a blend, grows steeply with redshift. Training keeps the whole run
+within a wall-clock limit, fitting the number of epochs to the step time it measures.
 
 Scanning runs the convolutional trunk once over the whole sightline (dilated, stride 1, so
 every window's activations come out of the same pass) and recomputes, per window, only the
