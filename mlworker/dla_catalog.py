@@ -42,8 +42,9 @@ def truth_read(path: str | Path) -> list[tuple]:
 def dla_evaluate(*, version: ModelVersion, truth: list[tuple], seed: int = 0) -> dict:
     """The version's catalog against the truth on the sightlines it scanned: completeness as
     absorber and as DLA, false DLAs, sigma(z), sigma(log N), overall, by S/N bin and by the
-    quasar's redshift (``by_z_qso``)."""
-    from mlworker.ml.dla import ZQSO_BINS, catalog_metrics_binned, catalog_metrics_by_snr
+    quasar's redshift (``by_z_qso``) and by log N(HI) (``by_log_nhi``: completeness by the true
+    column, false DLAs by the predicted one)."""
+    from mlworker.ml.dla import ZQSO_BINS, catalog_metrics_binned, catalog_metrics_by_log_nhi, catalog_metrics_by_snr
 
     sightlines, absorbers = dla_predicted_absorbers(version=version)
     if not sightlines:
@@ -60,6 +61,7 @@ def dla_evaluate(*, version: ModelVersion, truth: list[tuple], seed: int = 0) ->
         )
     }
     report["by_z_qso"] = catalog_metrics_binned(predicted, scanned_truth, z_qso, ZQSO_BINS, "z_qso", seed)
+    report["by_log_nhi"] = catalog_metrics_by_log_nhi(predicted, scanned_truth, seed)
     return {
         "version": str(version),
         "n_sightlines": len(sightlines),

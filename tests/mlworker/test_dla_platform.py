@@ -51,6 +51,7 @@ def test_evaluate_command_against_the_truth_table(dla_version, mock_spectra):
     text = out.getvalue()
     assert "24 sightlines scanned" in text and "completeness as DLA (log N >= 20.3)" in text
     assert "snr 0-6" in text and "sigma(log N)" in text and "z_qso 3.5-4" in text
+    assert "By log N(HI)" in text and "log N 20.3-20.45" in text and "predicted DLAs" in text
     out = io.StringIO()
     call_command("evaluate", "dla", "--truth", str(mock_spectra / "absorbers_truth.csv"), "--json", stdout=out)
     report = json.loads(out.getvalue())
@@ -59,6 +60,9 @@ def test_evaluate_command_against_the_truth_table(dla_version, mock_spectra):
     assert list(by_z) == ["z_qso 0-3", "z_qso 3-3.5", "z_qso 3.5-4", "z_qso >=4"]
     assert sum(b["n_sightlines"] for b in by_z.values()) == 24  # every scanned sightline in one bin
     assert sum(b["n_true_dla"] for b in by_z.values()) == report["overall"]["n_true_dla"]
+    by_n = report["by_log_nhi"]  # every true and every predicted DLA in one column-density bin
+    assert sum(b["n_true_dla"] for b in by_n.values()) == report["overall"]["n_true_dla"]
+    assert sum(b["n_predicted_dla"] for b in by_n.values()) == report["overall"]["n_predicted_dla"]
 
 
 def test_evaluate_refuses_bad_truth_tables(dla_version, tmp_path):

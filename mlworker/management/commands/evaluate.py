@@ -48,19 +48,26 @@ class Command(BaseCommand):
         self._table(report, [k for k in report if k == "overall" or k.startswith("snr ")])
         self.stdout.write("")
         self._table(report["by_z_qso"], list(report["by_z_qso"]))
+        self.stdout.write("")
+        self.stdout.write(
+            "By log N(HI): completeness by the true column, false DLAs by the predicted one "
+            "(the scatter in log N moves absorbers across 20.3 both ways)"
+        )
+        self._table(report["by_log_nhi"], list(report["by_log_nhi"]), ROWS[:3], width=22)
 
-    def _table(self, report: dict, bins: list[str]) -> None:
-        header = f"{'':<44}" + "".join(f"{b:>26}" for b in bins)
+    def _table(self, report: dict, bins: list[str], rows=ROWS, width: int = 26) -> None:
+        header = f"{'':<44}" + "".join(f"{b:>{width}}" for b in bins)
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
-        for label, key, fmt in ROWS:
+        for label, key, fmt in rows:
             cells = []
             for b in bins:
                 value, (lo, hi) = report[b][key], report[b][f"{key}_ci"]
                 text = "-" if value is None else fmt.format(value)
                 if lo is not None and hi is not None:
                     text += f" [{fmt.format(lo)},{fmt.format(hi)}]"
-                cells.append(f"{text:>26}")
+                cells.append(f"{text:>{width}}")
             self.stdout.write(f"{label:<44}" + "".join(cells))
-        counts = "".join(f"{report[b]['n_true_dla']:>26}" for b in bins)
-        self.stdout.write(f"{'true DLAs':<44}{counts}")
+        for label, key in (("true DLAs", "n_true_dla"), ("predicted DLAs", "n_predicted_dla")):
+            counts = "".join(f"{report[b][key]:>{width}}" for b in bins)
+            self.stdout.write(f"{label:<44}{counts}")

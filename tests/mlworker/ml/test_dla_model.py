@@ -180,6 +180,29 @@ def test_catalog_metrics_count_matches_and_false_dlas():
     assert m["sigma_z"] == pytest.approx(np.std([0.001, 0.010]))
 
 
+def test_catalog_metrics_by_log_nhi_bin_true_and_predicted_columns():
+    truth = [("a", 2.50, 20.35), ("a", 2.80, 21.5), ("b", 3.00, 20.40), ("c", 2.2, 19.6), ("d", 2.6, 20.7)]
+    predicted = [
+        ("a", 2.501, 20.25, False),  # a true 20.35 found as absorber, not as DLA
+        ("a", 2.802, 21.3, False),  # a true 21.5 found as DLA (predicted in the >= 21.2 bin)
+        ("b", 3.001, 20.5, False),  # a true 20.40 found as DLA, predicted in 20.45-20.6
+        ("c", 2.201, 20.32, False),  # a sub-DLA called a DLA: false, predicted in 20.3-20.45
+        ("e", 2.4, 20.9, False),  # nothing there: false, in 20.8-21.2
+    ]  # the true 20.7 on "d" is missed
+    m = dla.catalog_metrics_by_log_nhi(predicted, truth)
+    assert list(m) == ["log N 20.3-20.45", "log N 20.45-20.6", "log N 20.6-20.8", "log N 20.8-21.2", "log N >=21.2"]
+    near = m["log N 20.3-20.45"]
+    assert near["n_true_dla"] == 2 and near["completeness_absorber"] == 1.0 and near["completeness_dla"] == 0.5
+    assert near["n_predicted_dla"] == 1 and near["false_dla_fraction"] == 1.0
+    assert m["log N 20.45-20.6"]["n_true_dla"] == 0 and m["log N 20.45-20.6"]["completeness_dla"] is None
+    assert m["log N 20.45-20.6"]["n_predicted_dla"] == 1 and m["log N 20.45-20.6"]["false_dla_fraction"] == 0.0
+    assert m["log N 20.6-20.8"]["completeness_absorber"] == 0.0 and m["log N 20.6-20.8"]["n_predicted_dla"] == 0
+    assert m["log N 20.8-21.2"]["false_dla_fraction"] == 1.0
+    assert m["log N >=21.2"]["completeness_dla"] == 1.0 and m["log N >=21.2"]["false_dla_fraction"] == 0.0
+    overall = dla.catalog_metrics(predicted, truth)
+    assert sum(b["n_predicted_dla"] for b in m.values()) == overall["n_predicted_dla"] == 4
+
+
 def test_short_training_runs_and_its_checkpoint_scans_the_same():
     from mlworker.synthetic.spectra import dla_mock_data
 
