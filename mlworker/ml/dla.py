@@ -105,7 +105,7 @@ class DLAConfig:
     # seconds of wall clock: before the first epoch the training step is timed on this machine
     # and, where ``epochs`` would overrun, fewer epochs run (the one-cycle schedule fitted to
     # them; the metrics record ``epochs_run``). CPUs differ: one with native bfloat16 runs all
-    # 50 epochs in 30 minutes, one with AVX2 alone about 15. 0: always ``epochs``.
+    # 50 epochs in 30 minutes, one with AVX2 alone 10. 0: always ``epochs``.
     time_limit_s: float = 1800.0
 
 

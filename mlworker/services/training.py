@@ -107,6 +107,12 @@ def training_execute(*, run_id: int, worker: str = "") -> str:
 
         _log(run_id, "training")
         result = spec.train(cfg, pack_root() / export.path, progress, **within)
+        if result.metrics.get("epochs_limited_by_time"):
+            _log(
+                run_id,
+                f"time limit {limit:.0f} s: {result.metrics['epochs_run']} of {cfg.epochs} epochs ran "
+                f"(a training step took {result.metrics.get('probe_step_seconds', 0):.3f} s on this machine)",
+            )
         _log(run_id, f"held-out {spec.primary_metric}: {result.metrics[spec.primary_metric]:.4f}")
         version = model_version_register(
             task=run.task, variant=run.variant, spec=spec, result=result, export=export, band=band

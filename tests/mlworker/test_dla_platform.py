@@ -32,6 +32,18 @@ def dla_version(mock_spectra, isolated_files, settings):
     return version
 
 
+def test_a_training_run_past_its_time_limit_runs_fewer_epochs_and_says_so(mock_spectra, isolated_files):
+    call_command("ingest_spectra", str(mock_spectra / "spectra"), survey="sdss", verbosity=0)
+    # making the dataset alone takes longer than a second: one epoch of the three is left
+    config = TINY_DLA | {"epochs": 3, "time_limit_s": 1.0}
+    run = training_start(task="dla", trigger=TrainingRun.Trigger.CLI, config=config)
+    assert training_execute(run_id=run.pk, worker="test") == "succeeded"
+    run.refresh_from_db()
+    assert run.n_epochs == 1 and "time limit 1 s: 1 of 3 epochs ran (a training step took" in run.log
+    m = run.model_version.metrics
+    assert m["epochs_run"] == 1 and m["epochs_limited_by_time"] and m["probe_step_seconds"] > 0
+
+
 def test_trained_version_stores_held_out_metrics_and_predicts_every_sightline(dla_version):
     m = dla_version.metrics
     assert dla_version.primary_metric == "dla_score" and dla_version.higher_is_better
