@@ -39,31 +39,44 @@ def truth_read(path: str | Path) -> list[tuple]:
     return [(r[:3], r[3], r[4]) for r in read_sightline_table(path, extra=("z_abs", "log_nhi"), what="truth table")]
 
 
-def dla_evaluate(*, version: ModelVersion, truth: list[tuple], seed: int = 0) -> dict:
+def dla_evaluate(
+    *, version: ModelVersion, truth: list[tuple], seed: int = 0, z_qso_range: tuple[float, float] | None = None
+) -> dict:
     """The version's catalog against the truth on the sightlines it scanned: completeness as
     absorber and as DLA, false DLAs, sigma(z), sigma(log N), overall, by S/N bin and by the
     quasar's redshift (``by_z_qso``) and by log N(HI) (``by_log_nhi``: completeness by the true
-    column, false DLAs by the predicted one)."""
+    column, false DLAs by the predicted one). ``z_qso_range`` (lo, hi): only the sightlines with
+    lo <= z_qso < hi, for a survey whose quasars lie there."""
     from mlworker.ml.dla import ZQSO_BINS, catalog_metrics_binned, catalog_metrics_by_log_nhi, catalog_metrics_by_snr
 
     sightlines, absorbers = dla_predicted_absorbers(version=version)
     if not sightlines:
         raise ApplicationError(f"{version} has predicted no sightlines yet")
-    scanned_truth = [t for t in truth if t[0] in sightlines]
-    if truth and not scanned_truth:
-        raise ApplicationError("no sightline of the truth table was scanned by this version (plate-mjd-fiber)")
-    predicted = [(a["sightline"], a["z_abs"], a["log_nhi"], a["lyman_beta"]) for a in absorbers]
-    report = catalog_metrics_by_snr(predicted, scanned_truth, sightlines, seed)
     z_qso = {
         (plate, mjd, fiber): z
         for plate, mjd, fiber, z in QuasarSpectrum.objects.filter(predictions__model_version=version).values_list(
             "plate", "mjd", "fiber", "z_qso"
         )
     }
+    if truth and not any(t[0] in sightlines for t in truth):
+        raise ApplicationError("no sightline of the truth table was scanned by this version (plate-mjd-fiber)")
+    if z_qso_range is not None:
+        lo, hi = z_qso_range
+        if not lo < hi:
+            raise ApplicationError(f"z_qso range: the lower end ({lo:g}) must be below the upper ({hi:g})")
+        sightlines = {k: v for k, v in sightlines.items() if lo <= z_qso.get(k, float("nan")) < hi}
+        if not sightlines:
+            raise ApplicationError(f"{version} scanned no sightline with {lo:g} <= z_qso < {hi:g}")
+        absorbers = [a for a in absorbers if a["sightline"] in sightlines]
+    scanned_truth = [t for t in truth if t[0] in sightlines]
+    predicted = [(a["sightline"], a["z_abs"], a["log_nhi"], a["lyman_beta"]) for a in absorbers]
+    report = catalog_metrics_by_snr(predicted, scanned_truth, sightlines, seed)
+    z_qso = {k: z for k, z in z_qso.items() if k in sightlines}
     report["by_z_qso"] = catalog_metrics_binned(predicted, scanned_truth, z_qso, ZQSO_BINS, "z_qso", seed)
     report["by_log_nhi"] = catalog_metrics_by_log_nhi(predicted, scanned_truth, seed)
     return {
         "version": str(version),
+        "z_qso_range": list(z_qso_range) if z_qso_range is not None else None,
         "n_sightlines": len(sightlines),
         "n_truth_absorbers": len(scanned_truth),
         "n_predicted_absorbers": len(predicted),

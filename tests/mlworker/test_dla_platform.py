@@ -77,6 +77,32 @@ def test_evaluate_command_against_the_truth_table(dla_version, mock_spectra):
     assert sum(b["n_predicted_dla"] for b in by_n.values()) == report["overall"]["n_predicted_dla"]
 
 
+def test_evaluate_within_a_range_of_quasar_redshifts(dla_version, mock_spectra):
+    truth = str(mock_spectra / "absorbers_truth.csv")
+    in_range = QuasarSpectrum.objects.filter(z_qso__gte=2.2, z_qso__lt=3.3).count()
+    assert 0 < in_range < 24
+    out = io.StringIO()
+    call_command("evaluate", "dla", "--truth", truth, "--z-qso", "2.2", "3.3", stdout=out)
+    assert f"{in_range} sightlines scanned with 2.2 <= z_qso < 3.3" in out.getvalue()
+    out = io.StringIO()
+    call_command("evaluate", "dla", "--truth", truth, "--z-qso", "2.2", "3.3", "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["n_sightlines"] == in_range and report["z_qso_range"] == [2.2, 3.3]
+    everything = json.loads(_evaluate_json(truth))
+    assert report["overall"]["n_true_dla"] <= everything["overall"]["n_true_dla"]
+    assert sum(b["n_sightlines"] for b in report["by_z_qso"].values()) == in_range
+    with pytest.raises(CommandError, match=r"lower end \(3\.3\) must be below the upper \(2\.2\)"):
+        call_command("evaluate", "dla", "--truth", truth, "--z-qso", "3.3", "2.2")
+    with pytest.raises(CommandError, match="scanned no sightline with 6 <= z_qso < 7"):
+        call_command("evaluate", "dla", "--truth", truth, "--z-qso", "6", "7")
+
+
+def _evaluate_json(truth: str) -> str:
+    out = io.StringIO()
+    call_command("evaluate", "dla", "--truth", truth, "--json", stdout=out)
+    return out.getvalue()
+
+
 def test_evaluate_refuses_bad_truth_tables(dla_version, tmp_path):
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("plate,mjd,z\n1,2,3\n")

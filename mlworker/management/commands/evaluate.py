@@ -1,4 +1,4 @@
-"""python manage.py evaluate dla --truth TRUTH.csv [--version N] [--json]"""
+"""python manage.py evaluate dla --truth TRUTH.csv [--version N] [--z-qso LO HI] [--json]"""
 
 import json
 
@@ -30,20 +30,29 @@ class Command(BaseCommand):
         parser.add_argument("--truth", required=True, help="Truth table: plate, mjd, fiber, z_abs, log_nhi.")
         parser.add_argument("--version", type=int, help="Version number (default: the promoted one).")
         parser.add_argument("--variant", default="mock")
+        parser.add_argument(
+            "--z-qso",
+            nargs=2,
+            type=float,
+            metavar=("LO", "HI"),
+            help="Only the sightlines with LO <= z_qso < HI (a survey's quasar redshift range).",
+        )
         parser.add_argument("--json", action="store_true", help="Print the whole report as JSON.")
 
     def handle(self, *args, **opts):
         try:
             version = dla_version(number=opts["version"], variant=opts["variant"])
-            report = dla_evaluate(version=version, truth=truth_read(opts["truth"]))
+            z_range = tuple(opts["z_qso"]) if opts["z_qso"] else None
+            report = dla_evaluate(version=version, truth=truth_read(opts["truth"]), z_qso_range=z_range)
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         if opts["json"]:
             self.stdout.write(json.dumps(report, indent=1))
             return
         self.stdout.write(
-            f"{version}: {report['n_sightlines']} sightlines scanned, {report['n_truth_absorbers']} true and "
-            f"{report['n_predicted_absorbers']} predicted absorbers"
+            f"{version}: {report['n_sightlines']} sightlines scanned"
+            + (f" with {z_range[0]:g} <= z_qso < {z_range[1]:g}" if z_range else "")
+            + f", {report['n_truth_absorbers']} true and {report['n_predicted_absorbers']} predicted absorbers"
         )
         self._table(report, [k for k in report if k == "overall" or k.startswith("snr ")])
         self.stdout.write("")
